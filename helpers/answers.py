@@ -1,0 +1,148 @@
+"""The workbook's one answer convention, in one place.
+
+Every worked solution in the data, every prompt, reward and evaluation uses the
+same rule: the solution ends with a line ``Answer: <value>``, where the value is
+an integer (``42``, ``-3``) or a reduced fraction (``3/8``). Keeping the rule
+here means the generator that writes answers, the scorer that grades them and
+the reward that trains on them cannot disagree.
+
+Parsing is generous about how a model writes a number (``0.5``, ``50%``,
+``1/2``, ``\\frac{1}{2}``, ``1,000``) because a correct value written another
+way is still correct; the *format* check is a separate, strict question.
+
+Introduced in 01_data_prep; used by 03_sft_eval, 04_grpo_train and 05_compare.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+ANSWER_PREFIX = "Answer:"
+
+# "Answer: 3/8" on a line of its own (leading spaces and markdown bold allowed).
+_ANSWER_LINE = re.compile(r"^[ \t>*_]*answer[ \t]*[:=][ \t]*(.+?)[ \t*_]*$", re.IGNORECASE | re.MULTILINE)
+_ANSWER_ANYWHERE = re.compile(r"answer(?: is)?[ \t]*[:=]?[ \t]*(.+)", re.IGNORECASE)
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:\s*/\s*-?\d[\d,]*(?:\.\d+)?)?%?|-?\.\d+%?")
+_FRAC_LATEX = re.compile(r"\\[dt]?frac\{\s*(-?[\d.]+)\s*\}\{\s*(-?[\d.]+)\s*\}")
+
+
+def format_final_answer(value: int | Fraction) -> str:
+    """Write a value canonically: ``7``, ``-2`` or a reduced ``3/8``.
+
+    >>> format_final_answer(Fraction(6, 16))
+    '3/8'
+    >>> format_final_answer(Fraction(4, 2))
+    '2'
+    """
+    value = Fraction(value)
+    if value.denominator == 1:
+        return str(value.numerator)
+    return f"{value.numerator}/{value.denominator}"
+
+
+def answer_line(value: int | Fraction) -> str:
+    """The closing line of every worked solution: ``Answer: 3/8``."""
+    return f"{ANSWER_PREFIX} {format_final_answer(value)}"
+
+
+def parse_number(text: str) -> Fraction | None:
+    """Read one number written in any usual way; ``None`` if there is none.
+
+    Accepts integers, decimals, fractions, percentages, thousands separators,
+    ``\\frac{a}{b}``, ``\\boxed{}``, a leading ``$`` and trailing punctuation.
+
+    >>> parse_number("50%") == Fraction(1, 2)
+    True
+    >>> parse_number("\\\\frac{3}{8}")
+    Fraction(3, 8)
+    >>> parse_number("about seven") is None
+    True
+    """
+    if text is None:
+        return None
+    s = str(text).strip()
+    s = re.sub(r"\\boxed\{(.*)\}", r"\1", s)
+    s = s.replace("$", "").replace("\\%", "%").replace("−", "-").strip()
+    latex = _FRAC_LATEX.search(s)
+    if latex:
+        try:
+            den = Fraction(latex.group(2))
+            return Fraction(latex.group(1)) / den if den else None
+        except (ValueError, ZeroDivisionError):
+            return None
+    match = _NUMBER.search(s)
+    if not match:
+        return None
+    token = match.group(0).replace(",", "").replace(" ", "")
+    percent = token.endswith("%")
+    token = token.rstrip("%")
+    try:
+        if "/" in token:
+            num, den = token.split("/", 1)
+            if Fraction(den) == 0:
+                return None
+            value = Fraction(num) / Fraction(den)
+        else:
+            value = Fraction(token)
+    except (ValueError, ZeroDivisionError):
+        return None
+    return value / 100 if percent else value
+
+
+def extract_final_answer(text: str, strict: bool = True) -> str | None:
+    """The text of the final answer in a completion, or ``None``.
+
+    strict: the convention only, the last ``Answer: ...`` line.
+    lenient: also ``the answer is ...`` anywhere, or else the last number in
+    the text (how a reader would grade a solution that forgot the marker).
+
+    >>> extract_final_answer("2 + 2 = 4\\nAnswer: 4")
+    '4'
+    >>> extract_final_answer("so it is 4", strict=False)
+    '4'
+    """
+    if not isinstance(text, str):
+        return None
+    lines = _ANSWER_LINE.findall(text)
+    if lines:
+        return lines[-1].strip().rstrip(".").strip()
+    if strict:
+        return None
+    anywhere = _ANSWER_ANYWHERE.findall(text)
+    for candidate in reversed(anywhere):
+        if parse_number(candidate) is not None:
+            return candidate.strip().rstrip(".")
+    numbers = _NUMBER.findall(text)
+    return numbers[-1].strip() if numbers else None
+
+
+def count_answer_lines(text: str) -> int:
+    """How many ``Answer:`` lines a completion has (the format wants exactly one)."""
+    return len(_ANSWER_LINE.findall(text)) if isinstance(text, str) else 0
+
+
+def answers_equal(predicted: str | None, reference: str | int | Fraction | None) -> bool:
+    """Exact numeric equivalence: ``0.5`` = ``1/2`` = ``50%``; ``None`` never matches.
+
+    >>> answers_equal("0.375", "3/8")
+    True
+    >>> answers_equal("3/7", "3/8")
+    False
+    """
+    if predicted is None or reference is None:
+        return False
+    ref = reference if isinstance(reference, Fraction) else parse_number(str(reference))
+    pred = parse_number(predicted)
+    return pred is not None and ref is not None and pred == ref
+
+
+def chat_messages(question: str) -> list[dict]:
+    """The prompt for a question: one plain user message, nothing else.
+
+    No system prompt and no format instruction: the tokenizer's chat template
+    adds its own default, and the model learns the ``Answer:`` convention from
+    the worked solutions. Training, evaluation and RAG all send exactly this,
+    which is also how the trained models are scored elsewhere.
+    """
+    return [{"role": "user", "content": question}]

@@ -1,0 +1,888 @@
+"""Loading, checking, cleaning, splitting and writing the question-answer data.
+
+Everything the model learns comes through these files, and data problems are
+quiet: a number where text was expected, a line cut in half by an editor, the
+same question twice, a validation question that is a rephrasing of a training
+question. None of those raise an error in a trainer; they just make the results
+worse or the evaluation flattering. So the data goes through one documented
+path, in the order 01_data_prep uses:
+
+1. ``load_qa_file`` / ``load_qa_files`` read a JSON list or JSONL file, check
+   every row and report bad rows by number and reason (nothing is coerced).
+2. ``clean_rows`` normalises whitespace, drops exact and near duplicates and
+   (with a token counter) rows that are too long, and says which and why.
+3. ``split_rows`` makes a deterministic, stratified train/validation split with
+   no near-duplicate leakage (``leakage_check`` is the test for that).
+4. ``write_training_files`` writes the files all-or-nothing, and
+   ``file_sha256`` gives the hashes a run records.
+
+Row format (JSON list, or JSONL with one object per line)::
+
+    {"question": "...", "answer": "...", "source": "Leon-Garcia Chapter 2.4"}
+
+``question`` and ``answer`` are required non-empty strings, ``source`` is an
+optional string (``null`` is treated as absent), and any other field
+(``final_answer``, ``family``, ``topic``, ``difficulty``, ``params``...) is kept.
+
+Nothing here prints: every function returns values (lists of dicts for tables)
+that a notebook shows. Introduced in 01_data_prep.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import re
+import statistics
+import tempfile
+import unicodedata
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+__all__ = [
+    "DataError",
+    "BadRow",
+    "LoadResult",
+    "CleanResult",
+    "JACCARD_THRESHOLD",
+    "REPORT_NAME",
+    "load_qa_file",
+    "load_qa_files",
+    "normalize_whitespace",
+    "question_key",
+    "clean_rows",
+    "split_rows",
+    "leakage_check",
+    "leakage_report",
+    "write_json_atomic",
+    "write_training_files",
+    "file_sha256",
+    "summarize",
+]
+
+#: Questions whose token sets overlap at least this much (Jaccard) are near duplicates.
+JACCARD_THRESHOLD = 0.9
+
+_PREVIEW_CHARS = 80
+_MAX_LISTED = 5  # bad rows spelled out in an error message
+_JSON_SPACE = b" \t\r\n"
+_BOM = b"\xef\xbb\xbf"
+
+
+class DataError(ValueError):
+    """A data file or data rows that cannot be used; the message says where and why.
+
+    Messages name the file and, where it applies, the row (1-based; for JSONL
+    the line number) and the reason. Used in 01_data_prep.
+    """
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """One rejected row: its number (1-based; the line number for JSONL), why, and its start."""
+
+    row: int
+    reason: str
+    preview: str
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """The valid rows of one file (or several) and the rows that were dropped.
+
+    ``table()`` lists the bad rows as dicts, ready for display. Used in 01_data_prep.
+    """
+
+    path: str
+    rows: list[dict]
+    bad_rows: list[BadRow] = field(default_factory=list)
+
+    def table(self) -> list[dict]:
+        """The bad rows as a list of dicts (file, row, reason, preview)."""
+        return [
+            {"file": b.path or self.path, "row": b.row, "reason": b.reason, "preview": b.preview}
+            for b in self.bad_rows
+        ]
+
+    def counts(self) -> dict:
+        """How many rows were kept and how many were bad."""
+        return {"file": self.path, "rows": len(self.rows), "bad_rows": len(self.bad_rows)}
+
+
+@dataclass(frozen=True)
+class CleanResult:
+    """Rows after cleaning, and what was dropped or flagged.
+
+    Each entry of ``dropped`` and ``reported`` is a dict with ``index`` (0-based
+    position in the input list), ``reason`` (``invalid``, ``exact duplicate``,
+    ``near duplicate``, ``too long``), ``detail``, ``question`` (a preview) and
+    ``duplicate_of`` (index of the kept row it duplicates, else ``None``).
+    ``reported`` holds too-long rows that were kept (``on_too_long="report"``).
+    Used in 01_data_prep.
+    """
+
+    rows: list[dict]
+    dropped: list[dict] = field(default_factory=list)
+    reported: list[dict] = field(default_factory=list)
+
+    def table(self) -> list[dict]:
+        """Dropped and reported rows in one list of dicts, with an ``action`` column."""
+        return [dict(d, action="dropped") for d in self.dropped] + [
+            dict(d, action="kept") for d in self.reported
+        ]
+
+    def counts(self) -> dict:
+        """Rows in, rows kept, and rows dropped per reason."""
+        out = {"input": len(self.rows) + len(self.dropped), "kept": len(self.rows)}
+        for reason, n in sorted(Counter(d["reason"] for d in self.dropped).items()):
+            out[f"dropped: {reason}"] = n
+        if self.reported:
+            out["kept but too long"] = len(self.reported)
+        return out
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _preview(text: str) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= _PREVIEW_CHARS else text[: _PREVIEW_CHARS - 1] + "…"
+
+
+def _row_preview(value: Any) -> str:
+    try:
+        return _preview(json.dumps(value, ensure_ascii=False))
+    except (TypeError, ValueError, RecursionError):
+        return _preview(repr(value))
+
+
+def _bad_surrogate(text: str) -> str | None:
+    """The first unpaired surrogate in ``text`` (``"\\ud800"`` in JSON decodes to one)."""
+    try:
+        text.encode("utf-8")
+        return None
+    except UnicodeEncodeError as exc:
+        return f"\\u{ord(text[exc.start]):04x}"
+
+
+def _check_row(obj: Any) -> tuple[list[str], dict | None]:
+    """Problems with one row, and the row as kept (``source: null`` removed)."""
+    if not isinstance(obj, dict):
+        return [f"not an object (got {_type_name(obj)})"], None
+    problems = []
+    for name in ("question", "answer"):
+        if name not in obj:
+            problems.append(f"missing field: {name}")
+        elif not isinstance(obj[name], str):
+            problems.append(f"wrong type: {name} is {_type_name(obj[name])}, expected text")
+        elif not obj[name].strip():
+            problems.append(f"empty field: {name}")
+    source = obj.get("source")
+    if source is not None and not isinstance(source, str):
+        problems.append(f"wrong type: source is {_type_name(source)}, expected text")
+    for name in ("question", "answer", "source"):
+        if isinstance(obj.get(name), str):
+            bad = _bad_surrogate(obj[name])
+            if bad:
+                problems.append(f"invalid text: {name} has an unpaired surrogate {bad}")
+    if problems:
+        return problems, None
+    try:  # extra fields must survive being written back as UTF-8 JSON
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return ["invalid text: a field has an unpaired surrogate"], None
+    except (TypeError, ValueError, RecursionError) as exc:
+        return [f"cannot be written back as JSON: {exc}"], None
+    row = dict(obj)
+    if "source" in row and row["source"] is None:
+        del row["source"]
+    return [], row
+
+
+def _detect_format(path: Path, data: bytes) -> str:
+    """``"jsonl"`` for .jsonl/.ndjson files or object-per-line content, else ``"json"``."""
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        return "jsonl"
+    head = data.lstrip(_JSON_SPACE)
+    if head[:1] == b"[":
+        return "json"
+    try:
+        json.loads(data.decode("utf-8"))
+        return "json"  # one JSON document (a dict, a number...): reported as not a list
+    except (ValueError, RecursionError):
+        pass
+    first_line = head.split(b"\n", 1)[0]
+    try:
+        first = json.loads(first_line.decode("utf-8"))
+    except (ValueError, RecursionError):
+        return "json"
+    return "jsonl" if isinstance(first, dict) else "json"
+
+
+def _parse_json_list(path: Path, data: bytes, offset: int) -> tuple[list[tuple[int, Any, str]], list[BadRow]]:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DataError(
+            f"{path}: invalid UTF-8 at byte {exc.start + offset} (line {line}): {exc.reason}"
+        ) from None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(
+            f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from None
+    except (ValueError, RecursionError) as exc:
+        raise DataError(f"{path}: cannot parse JSON: {exc}") from None
+    if not isinstance(value, list):
+        raise DataError(
+            f"{path}: top level is {_type_name(value)}, expected a list of rows "
+            "(for one object per line, name the file .jsonl)"
+        )
+    return [(i, obj, "") for i, obj in enumerate(value, 1)], []
+
+
+def _parse_jsonl(path: Path, data: bytes) -> tuple[list[tuple[int, Any, str]], list[BadRow]]:
+    parsed, bad = [], []
+    for lineno, raw in enumerate(data.split(b"\n"), 1):
+        if not raw.strip(b" \t\r"):
+            continue
+        preview = _preview(raw.decode("utf-8", errors="replace"))
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad.append(BadRow(lineno, f"invalid UTF-8 at byte {exc.start} of the line: {exc.reason}", preview, str(path)))
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            bad.append(BadRow(lineno, f"broken JSON at column {exc.colno}: {exc.msg}", preview, str(path)))
+            continue
+        except (ValueError, RecursionError) as exc:
+            bad.append(BadRow(lineno, f"broken JSON: {exc}", preview, str(path)))
+            continue
+        parsed.append((lineno, obj, preview))
+    return parsed, bad
+
+
+def _list_bad(bad: list[BadRow], unit: str) -> str:
+    shown = "; ".join(f"{unit} {b.row}: {b.reason}" for b in bad[:_MAX_LISTED])
+    more = len(bad) - _MAX_LISTED
+    return shown + (f"; and {more} more" if more > 0 else "")
+
+
+def _check_on_bad_rows(on_bad_rows: Any) -> None:
+    if not isinstance(on_bad_rows, str) or on_bad_rows not in ("drop", "raise"):
+        raise ValueError(f"on_bad_rows must be 'drop' or 'raise', got {on_bad_rows!r}")
+
+
+def load_qa_file(path: str | os.PathLike, on_bad_rows: str = "drop") -> LoadResult:
+    """Read and check one QA file (a JSON list, or JSONL with one object per line).
+
+    The format is JSONL for a ``.jsonl`` (or ``.ndjson``) name or when the
+    content is one object per line; JSON when the first non-space character is
+    ``[``. Every row must be an object with non-empty text ``question`` and
+    ``answer``; ``source``, if present, must be text (``null`` is removed).
+    Nothing is coerced: ``"answer": 42`` is reported as
+    ``wrong type: answer is int, expected text``. Extra fields are kept.
+
+    ``on_bad_rows="drop"`` keeps going and lists the bad rows in
+    ``LoadResult.bad_rows``; ``"raise"`` raises ``DataError`` naming the first
+    few. A missing path, a folder, an empty file, malformed JSON (line and
+    column given), invalid UTF-8 in a JSON file, a top level that is not a list,
+    or a file with no valid row always raise ``DataError``. For JSONL, a broken
+    line or a line that is not UTF-8 is a bad row, numbered by line.
+
+    Used in 01_data_prep.
+    """
+    _check_on_bad_rows(on_bad_rows)
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, expected a .json or .jsonl file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    offset = 0
+    if data.startswith(_BOM):
+        data, offset = data[len(_BOM):], len(_BOM)
+    if not data.strip(_JSON_SPACE):
+        raise DataError(f"{path}: file is empty")
+
+    fmt = _detect_format(path, data)
+    unit = "line" if fmt == "jsonl" else "row"
+    if fmt == "jsonl":
+        parsed, bad = _parse_jsonl(path, data)
+    else:
+        parsed, bad = _parse_json_list(path, data, offset)
+    if not parsed and not bad:
+        raise DataError(f"{path}: no rows (the list is empty)")
+
+    rows = []
+    for number, obj, preview in parsed:
+        problems, row = _check_row(obj)
+        if problems:
+            bad.append(BadRow(number, "; ".join(problems), preview or _row_preview(obj), str(path)))
+        else:
+            rows.append(row)
+    bad.sort(key=lambda b: b.row)
+
+    if not rows:
+        raise DataError(f"{path}: no valid rows ({len(bad)} bad: {_list_bad(bad, unit)})")
+    if bad and on_bad_rows == "raise":
+        raise DataError(f"{path}: {len(bad)} bad {unit}(s): {_list_bad(bad, unit)}")
+    return LoadResult(str(path), rows, bad)
+
+
+def load_qa_files(paths: Iterable[str | os.PathLike] | str | os.PathLike, on_bad_rows: str = "drop") -> LoadResult:
+    """Load several QA files into one ``LoadResult`` (rows in file order).
+
+    Each row gets an ``origin`` field with its file's name (unless it already
+    has one) so mixed data can be traced back; bad rows carry their file in the
+    table. Every file must have at least one valid row. Used in 01_data_prep.
+    """
+    _check_on_bad_rows(on_bad_rows)
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    paths = list(paths)
+    if not paths:
+        raise DataError("no files given")
+    rows, bad = [], []
+    for p in paths:
+        result = load_qa_file(p, on_bad_rows=on_bad_rows)
+        name = Path(p).name
+        rows.extend(r if "origin" in r else {**r, "origin": name} for r in result.rows)
+        bad.extend(result.bad_rows)
+    return LoadResult(", ".join(str(p) for p in paths), rows, bad)
+
+
+# --------------------------------------------------------------------------- cleaning
+
+
+_HSPACE = re.compile(r"[^\S\n]+")
+_MANY_NEWLINES = re.compile(r"\n{3,}")
+
+
+def normalize_whitespace(text: str) -> str:
+    """Tidy spacing without changing layout.
+
+    Runs of spaces/tabs become one space, every line is stripped, line breaks
+    are kept (a worked solution's final ``Answer:`` line stays on its own
+    line), three or more newlines become two, and the ends are stripped.
+
+    >>> normalize_whitespace("  2 +  2\\t= 4 \\r\\n\\n\\n\\nAnswer:  4 ")
+    '2 + 2 = 4\\n\\nAnswer: 4'
+
+    Used in 01_data_prep.
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = (_HSPACE.sub(" ", line).strip() for line in text.split("\n"))
+    return _MANY_NEWLINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+# Near duplicates. A question is read as tokens: numbers (``3``, ``1.5``, ``3/8``),
+# words, and single symbols (``+``, ``(``, ``|``, ``∩``). Prose punctuation is
+# dropped. Two questions are near duplicates when
+#   * their keys match: lowercased tokens without prose punctuation, i.e. the
+#     same question up to case, spacing and punctuation; or
+#   * their "math signature" matches (numbers, symbols and one-letter variables,
+#     in order) and the Jaccard similarity of their token sets is >= 0.9.
+# The signature rule keeps generated problems that differ only in a number, a
+# sign or which event is conditioned on (P(A|B) vs P(B|A)) apart: those are
+# different problems even though almost every word is shared.
+# Finding Jaccard pairs uses prefix filtering (exact, no false negatives): with
+# tokens ordered rarest first, two sets with Jaccard >= t must share a token
+# among the first |x| - ceil(t*|x|) + 1 of each, so only rows sharing one of
+# those few rare tokens (and the signature) are compared. That is close to
+# linear on real data instead of comparing all pairs.
+
+_TOKEN = re.compile(r"\d+(?:[.,/]\d+)*|[^\W\d_]+|[^\w\s]")
+_PROSE_PUNCT = frozenset(".,;:?\"'`“”‘’„«»…¿¡")
+_ENGLISH_LETTERS = frozenset({"a", "i"})  # one-letter words, not variables
+
+
+def _tokens(text: str) -> list[str]:
+    text = unicodedata.normalize("NFKC", text).lower()
+    return [t for t in _TOKEN.findall(text) if t not in _PROSE_PUNCT]
+
+
+def question_key(text: str) -> str:
+    """A question up to case, spacing and punctuation: ``"What is P(A|B)?"`` -> ``"what is p ( a | b )"``.
+
+    Symbols that carry math (``+ - / = ( ) |``) are kept, so ``2 + 3`` and
+    ``2 - 3`` stay different. Used in 01_data_prep (duplicates and leakage).
+    """
+    return " ".join(_tokens(text))
+
+
+def _features(question: str) -> tuple[str, tuple[str, ...], frozenset[str]]:
+    tokens = _tokens(question)
+    signature = tuple(
+        t for t in tokens
+        if not t.isalpha() or (len(t) == 1 and t not in _ENGLISH_LETTERS)
+    )
+    return " ".join(tokens), signature, frozenset(tokens)
+
+
+class _QuestionIndex:
+    """Questions added so far, searchable for near duplicates of a new question."""
+
+    def __init__(self, all_questions: Iterable[str], threshold: float = JACCARD_THRESHOLD):
+        self._t = Fraction(threshold).limit_denominator(1000)
+        self._feats: dict[str, tuple] = {}
+        df: Counter = Counter()
+        for q in all_questions:
+            df.update(self._featurize(q)[2])
+        self._df = df
+        self._by_key: dict[str, Any] = {}
+        self._postings: dict[tuple, list] = defaultdict(list)
+        self._sets: dict[Any, frozenset] = {}
+
+    def _featurize(self, q: str) -> tuple:
+        f = self._feats.get(q)
+        if f is None:
+            f = self._feats[q] = _features(q)
+        return f
+
+    def _prefix(self, s: frozenset) -> list[str]:
+        need = -(-(self._t.numerator * len(s)) // self._t.denominator)  # ceil(t * |s|)
+        ordered = sorted(s, key=lambda tok: (self._df.get(tok, 0), tok))
+        return ordered[: len(s) - need + 1]
+
+    def add(self, ident: Any, question: str) -> None:
+        key, sig, s = self._featurize(question)
+        self._by_key.setdefault(key, ident)
+        if s:
+            self._sets[ident] = s
+            for tok in self._prefix(s):
+                self._postings[(sig, tok)].append(ident)
+
+    def find(self, question: str) -> tuple[Any, str] | None:
+        """``(ident, detail)`` of the most similar added question, or ``None``."""
+        key, sig, s = self._featurize(question)
+        if key in self._by_key:
+            return self._by_key[key], "same question"
+        if not s:
+            return None
+        t, best, seen = self._t, None, set()
+        for tok in self._prefix(s):
+            for ident in self._postings.get((sig, tok), ()):
+                if ident in seen:
+                    continue
+                seen.add(ident)
+                other = self._sets[ident]
+                inter = len(s & other)
+                union = len(s) + len(other) - inter
+                if inter * t.denominator >= t.numerator * union:
+                    score = Fraction(inter, union)
+                    if best is None or score > best[0]:
+                        best = (score, ident)
+        if best is None:
+            return None
+        return best[1], f"jaccard {float(best[0]):.2f}"
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if not isinstance(value, str) or value not in choices:
+        allowed = " or ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+
+
+def clean_rows(
+    rows: list[dict],
+    count_tokens: Callable[[str], int] | None = None,
+    max_length: int | None = None,
+    on_too_long: str = "drop",
+) -> CleanResult:
+    """Normalise whitespace, drop duplicates and over-long rows, and say why.
+
+    Returns new row dicts (the input is not changed) with ``question`` and
+    ``answer`` passed through ``normalize_whitespace``. In input order, the
+    first of a group is kept and a later row is dropped when it is
+      * ``invalid``: not a row ``load_qa_file`` would accept;
+      * an ``exact duplicate``: same normalised question and answer;
+      * a ``near duplicate``: same ``question_key`` (case, spacing,
+        punctuation), or same numbers/symbols/variables and a token-set Jaccard
+        similarity >= 0.9 with a kept question (see the comment above
+        ``_QuestionIndex``; prefix filtering keeps this near linear);
+      * ``too long``: with ``count_tokens`` and ``max_length``,
+        ``count_tokens(question + "\\n" + answer) > max_length``. Rows are never
+        truncated: ``on_too_long="drop"`` drops them, ``"report"`` keeps them
+        and lists them in ``CleanResult.reported``.
+
+    ``count_tokens`` should count what training sees (e.g. the chat template
+    around the pair), or ``max_length`` should leave room for it.
+
+    Used in 01_data_prep.
+    """
+    _check_choice("on_too_long", on_too_long, ("drop", "report"))
+    if max_length is not None:
+        if count_tokens is None:
+            raise ValueError("max_length needs count_tokens (a callable: text -> token count)")
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+            raise ValueError(f"max_length must be a positive int, got {max_length!r}")
+    if count_tokens is not None and not callable(count_tokens):
+        raise ValueError(f"count_tokens must be callable, got {count_tokens!r}")
+
+    rows = list(rows)
+    normalised: list[dict | None] = []
+    problems: list[list[str]] = []
+    for obj in rows:
+        found, row = _check_row(obj)
+        if row is not None:
+            row["question"] = normalize_whitespace(row["question"])
+            row["answer"] = normalize_whitespace(row["answer"])
+        normalised.append(row)
+        problems.append(found)
+
+    index = _QuestionIndex(r["question"] for r in normalised if r is not None)
+    exact: dict[tuple[str, str], int] = {}
+    kept, dropped, reported = [], [], []
+
+    def entry(i: int, reason: str, detail: str, dup: int | None = None) -> dict:
+        q = rows[i].get("question") if isinstance(rows[i], dict) else rows[i]
+        return {"index": i, "reason": reason, "detail": detail,
+                "question": _preview(q if isinstance(q, str) else _row_preview(q)),
+                "duplicate_of": dup}
+
+    for i, row in enumerate(normalised):
+        if row is None:
+            dropped.append(entry(i, "invalid", "; ".join(problems[i])))
+            continue
+        pair = (row["question"], row["answer"])
+        if pair in exact:
+            dropped.append(entry(i, "exact duplicate", "same question and answer", exact[pair]))
+            continue
+        match = index.find(row["question"])
+        if match is not None:
+            dropped.append(entry(i, "near duplicate", match[1], match[0]))
+            continue
+        if max_length is not None:
+            n = count_tokens(row["question"] + "\n" + row["answer"])
+            if isinstance(n, bool) or not isinstance(n, int):
+                raise TypeError(f"count_tokens must return an int, got {n!r}")
+            if n > max_length:
+                item = entry(i, "too long", f"{n} tokens > max_length {max_length}")
+                if on_too_long == "drop":
+                    dropped.append(item)
+                    continue
+                reported.append(item)
+        exact[pair] = i
+        index.add(i, row["question"])
+        kept.append(row)
+    return CleanResult(kept, dropped, reported)
+
+
+# --------------------------------------------------------------------------- splitting
+
+
+def _stratum(row: dict, stratify_key: str | None) -> str:
+    for key in (stratify_key, "topic"):
+        if key is not None and isinstance(row, dict) and row.get(key) is not None:
+            return f"{key}={row[key]}"
+    return "all"
+
+
+def _question(row: Any) -> str:
+    q = row.get("question") if isinstance(row, dict) else None
+    return q if isinstance(q, str) else ""
+
+
+def _leaks(train: list[dict], val: list[dict]) -> list[tuple[int, int, str]]:
+    """``(val_index, train_index, detail)`` for each val row near-duplicating a train row."""
+    train, val = list(train), list(val)
+    index = _QuestionIndex(_question(r) for r in [*train, *val])
+    for j, row in enumerate(train):
+        index.add(j, _question(row))
+    out = []
+    for i, row in enumerate(val):
+        match = index.find(_question(row))
+        if match is not None:
+            out.append((i, match[0], match[1]))
+    return out
+
+
+def leakage_check(train: list[dict], val: list[dict]) -> list[dict]:
+    """The val rows whose question near-duplicates a train question (empty = no leakage).
+
+    Near duplicate means what it means in ``clean_rows``: same ``question_key``,
+    or same numbers/symbols and token-set Jaccard >= 0.9. Used in 01_data_prep.
+    """
+    val = list(val)
+    return [val[i] for i, _, _ in _leaks(train, val)]
+
+
+def leakage_report(train: list[dict], val: list[dict]) -> list[dict]:
+    """Like ``leakage_check`` but as a table: val and train index, detail, both questions.
+
+    Used in 01_data_prep.
+    """
+    train, val = list(train), list(val)
+    return [
+        {"val_index": i, "train_index": j, "detail": detail,
+         "question": _preview(_question(val[i])), "train_question": _preview(_question(train[j]))}
+        for i, j, detail in _leaks(train, val)
+    ]
+
+
+def split_rows(
+    rows: list[dict],
+    val_fraction: float,
+    seed: int | str,
+    stratify_key: str | None = "family",
+) -> tuple[list[dict], list[dict]]:
+    """Deterministic stratified train/validation split with no near-duplicate leakage.
+
+    Strata: ``row[stratify_key]`` (default ``family``), else ``row["topic"]``,
+    else one stratum ``"all"`` (``stratify_key=None``: topic or all). Each
+    stratum is shuffled with its own ``random.Random(f"{seed}:{stratum}")``, so
+    the same seed gives the same split, and adding a family does not reshuffle
+    the others. About ``round(n * val_fraction)`` rows of each stratum go to
+    validation, but always at least one stays in train (a single-row stratum
+    goes to train). Then every val row that near-duplicates a train row (see
+    ``leakage_check``) is moved to train, repeated until none does, so the
+    returned split has no leakage (val can end up a little smaller).
+
+    Rows keep their input order within train and val; they are not copied.
+    ``val_fraction`` must be in [0, 1). Used in 01_data_prep.
+    """
+    if (
+        isinstance(val_fraction, bool)
+        or not isinstance(val_fraction, (int, float))
+        or math.isnan(val_fraction)
+        or not 0 <= val_fraction < 1
+    ):
+        raise ValueError(f"val_fraction must be a number in [0, 1), got {val_fraction!r}")
+    rows = list(rows)
+    for i, row in enumerate(rows):
+        problems, _ = _check_row(row)
+        if problems:
+            raise DataError(f"split_rows: row index {i}: {'; '.join(problems)}")
+
+    strata: dict[str, list[int]] = defaultdict(list)
+    for i, row in enumerate(rows):
+        strata[_stratum(row, stratify_key)].append(i)
+    in_val = [False] * len(rows)
+    for name in sorted(strata):
+        members = strata[name][:]
+        random.Random(f"{seed}:{name}").shuffle(members)
+        n_val = min(int(len(members) * val_fraction + 0.5), len(members) - 1)
+        for i in members[:n_val]:
+            in_val[i] = True
+
+    index = _QuestionIndex(r["question"] for r in rows)
+    for i, row in enumerate(rows):
+        if not in_val[i]:
+            index.add(i, row["question"])
+    pending = [i for i in range(len(rows)) if in_val[i]]
+    while True:
+        leaked = [i for i in pending if index.find(rows[i]["question"]) is not None]
+        if not leaked:
+            break
+        for i in leaked:
+            in_val[i] = False
+            index.add(i, rows[i]["question"])
+        pending = [i for i in pending if in_val[i]]
+
+    train = [r for r, v in zip(rows, in_val) if not v]
+    val = [r for r, v in zip(rows, in_val) if v]
+    return train, val
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _dumps(data: Any, name: str) -> bytes:
+    try:
+        return (json.dumps(data, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise DataError(f"{name}: cannot write as JSON: {exc}") from None
+
+
+def _write_temp(folder: Path, name: str, payload: bytes) -> str:
+    """Write ``payload`` to a new hidden temp file in ``folder``; return its path."""
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+    return tmp
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> str:
+    """Write ``data`` as JSON (indent=1, UTF-8) so that ``path`` is never half-written.
+
+    Serialises first, writes a temp file in the same folder, then
+    ``os.replace``-s it over ``path``. Returns the SHA-256 of the bytes written.
+    Used in 01_data_prep.
+    """
+    path = Path(path)
+    payload = _dumps(data, str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _write_temp(path.parent, path.name, payload)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+    return hashlib.sha256(payload).hexdigest()
+
+
+REPORT_NAME = "data_report.json"
+
+
+def write_training_files(
+    out_dir: str | os.PathLike,
+    files: dict[str, list[dict]],
+    report: dict | None = None,
+) -> list[dict]:
+    """Write several row files (and a report) all-or-nothing.
+
+    ``files`` maps a plain file name ending in ``.json`` (e.g. ``"train.json"``)
+    to its rows. Everything is checked and serialised first (every row must be
+    valid, see ``load_qa_file``); then all files are written to temp names in
+    ``out_dir``; only when all of them are on disk are they renamed into place.
+    A failure before that point leaves the previous files untouched and no temp
+    files behind. (The final renames are separate ``os.replace`` calls; one
+    failing there, which needs the folder to change under us, could leave a
+    mix.) ``report``, if given, is written as ``data_report.json``.
+
+    Files are JSON lists, indent=1, ``ensure_ascii=False``. Returns one dict per
+    file written: file, rows, bytes, sha256. Used in 01_data_prep.
+    """
+    if not isinstance(files, dict) or not files:
+        raise ValueError("files must be a non-empty dict of file name -> rows")
+    out_dir = Path(out_dir)
+    payloads: dict[str, tuple[bytes, int | None]] = {}
+    for name, rows in files.items():
+        if not isinstance(name, str) or name != Path(name).name or name.startswith(".") or not name.endswith(".json"):
+            raise ValueError(f"file names must be plain names ending in .json, got {name!r}")
+        if name == REPORT_NAME:
+            raise ValueError(f"{name!r} is reserved for the report")
+        if not isinstance(rows, list):
+            raise DataError(f"{name}: expected a list of rows, got {_type_name(rows)}")
+        for i, row in enumerate(rows, 1):
+            problems, _ = _check_row(row)
+            if problems:
+                raise DataError(f"{name}: row {i}: {'; '.join(problems)}")
+        payloads[name] = (_dumps(rows, name), len(rows))
+    if report is not None:
+        if not isinstance(report, dict):
+            raise DataError(f"{REPORT_NAME}: report must be a dict, got {_type_name(report)}")
+        payloads[REPORT_NAME] = (_dumps(report, REPORT_NAME), None)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    temps: dict[str, str] = {}
+    try:
+        for name, (payload, _) in payloads.items():
+            temps[name] = _write_temp(out_dir, name, payload)
+    except BaseException:
+        for tmp in temps.values():
+            _remove_quietly(tmp)
+        raise
+    written = []
+    try:
+        for name, tmp in list(temps.items()):
+            os.replace(tmp, out_dir / name)
+            del temps[name]
+            payload, n_rows = payloads[name]
+            written.append({"file": str(out_dir / name), "rows": n_rows, "bytes": len(payload),
+                            "sha256": hashlib.sha256(payload).hexdigest()})
+    finally:
+        for tmp in temps.values():
+            _remove_quietly(tmp)
+    return written
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of a file's bytes, for the data hashes in run.json. Used in 01_data_prep."""
+    path = Path(path)
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def _length_stats(values: list[int]) -> dict:
+    if not values:
+        return {"min": 0, "median": 0, "mean": 0.0, "max": 0}
+    return {"min": min(values), "median": statistics.median(values),
+            "mean": round(statistics.fmean(values), 1), "max": max(values)}
+
+
+def _count_by(rows: list[dict], key: str) -> dict:
+    counts = Counter(str(r[key]) for r in rows if isinstance(r, dict) and r.get(key) is not None)
+    return dict(sorted(counts.items()))
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Row count, counts per family / topic / difficulty, and question/answer lengths (chars).
+
+    Used in 01_data_prep.
+    """
+    rows = list(rows)
+
+    def lengths(name: str) -> list[int]:
+        return [len(r[name]) for r in rows if isinstance(r, dict) and isinstance(r.get(name), str)]
+
+    return {
+        "rows": len(rows),
+        "by_family": _count_by(rows, "family"),
+        "by_topic": _count_by(rows, "topic"),
+        "by_difficulty": _count_by(rows, "difficulty"),
+        "question_chars": _length_stats(lengths("question")),
+        "answer_chars": _length_stats(lengths("answer")),
+    }
+
+
+# Generated problems are part of the same data story; 01_data_prep imports them from here.
+try:  # TEMPORARY guard until helpers/problems.py lands; then drop the try/except.
+    from helpers.problems import FAMILIES, generate_problems  # noqa: E402,F401
+except ImportError:  # pragma: no cover
+    pass

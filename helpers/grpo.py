@@ -1,0 +1,449 @@
+"""GRPO with LoRA on TRL's GRPOTrainer, from the base model or on purpose from an SFT adapter.
+
+Why this module exists: TRL runs the algorithm; this module makes the choices
+that decide whether GRPO teaches anything on a small model:
+
+- ``from_sft`` folds the SFT adapter into the weights first, then trains a new
+  LoRA on top. With the GRPO adapter switched off the model *is* the SFT policy,
+  so TRL's KL reference (adapter disabled) is the SFT policy, not the raw base.
+  At the end both adapters are merged into one adapter of summed rank, which
+  loads onto the plain base with ``PeftModel.from_pretrained(base, path)``.
+- prompts are the same single user message as in SFT and evaluation, and the
+  rewards are the evaluation scorers (helpers.rewards);
+- a group of samples per prompt at temperature 1, truncated completions masked
+  out of the loss, and a log that shows how many groups had any reward spread
+  (zero spread teaches nothing) next to reward, KL, loss and length;
+- sampling on a GPU in bf16 keeps the LM head in float32 and drops invalid
+  logits, the fix for the device-side assert seen with TRL's plain recipe.
+
+Used in 04_grpo_train and by ``python -m helpers.grpo``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from helpers import config as cfg
+from helpers.answers import chat_messages
+from helpers.runs import (RunPaths, TrainingLog, check_output_path, finish_run, latest_run, new_run_dir,
+                          output_root, start_run)
+
+LOG_COLUMNS = ["step", "reward", "reward_std", "correctness", "format", "similarity", "length", "frac_zero_std",
+               "kl", "loss", "completion_length", "clipped_ratio", "entropy", "step_time", "elapsed_s"]
+_METRIC_MAP = {
+    "reward": "reward", "reward_std": "reward_std", "frac_zero_std": "frac_reward_zero_std", "kl": "kl",
+    "loss": "loss", "completion_length": "completions/mean_length", "clipped_ratio": "completions/clipped_ratio",
+    "entropy": "entropy", "step_time": "step_time",
+    "correctness": "rewards/correctness/mean", "format": "rewards/format/mean",
+    "similarity": "rewards/similarity/mean", "length": "rewards/length/mean",
+}
+
+
+@dataclass
+class GRPOResult:
+    status: str
+    run: RunPaths | None
+    plan: dict
+    log_rows: list[dict] = field(default_factory=list)
+    samples: list[dict] = field(default_factory=list)
+    reason: str | None = None
+
+    @property
+    def final_model(self) -> Path | None:
+        return self.run.final_model if self.run and self.run.final_model.is_dir() else None
+
+
+def to_prompt_row(row: dict) -> dict:
+    """A QA row as a GRPO prompt; ``final_answer`` and ``answer`` travel along for the rewards."""
+    return {"prompt": chat_messages(row["question"]), "final_answer": row.get("final_answer") or None,
+            "answer": row["answer"], "family": row.get("family") or row.get("topic") or "other"}
+
+
+def resolve_sft_model(sft_model: str | None) -> Path:
+    """An SFT adapter folder: the one given, or the newest completed SFT run's final_model."""
+    if sft_model:
+        path = Path(sft_model)
+        if path.is_dir() and (path / "final_model").is_dir():
+            path = path / "final_model"
+        if not (path / "adapter_config.json").is_file():
+            raise FileNotFoundError(f"sft_model: {sft_model} is not an SFT final_model folder (no adapter_config.json)")
+        return path
+    return latest_run("sft") / "final_model"
+
+
+def load_policy(settings: cfg.GRPOSettings, sft_adapter: Path | None):
+    """The model GRPO starts from: the base, or the base with the SFT adapter folded in.
+
+    Returns (model, tokenizer, sft_lora) where ``sft_lora`` holds the SFT
+    adapter's weights and config for the final merge (None from the base).
+    """
+    from helpers.models import load_adapter, load_base_model, load_tokenizer
+
+    model = load_base_model(settings.model_name, dtype=settings.dtype, load_in_4bit=settings.load_in_4bit,
+                            attn_implementation=settings.attn_implementation)
+    tokenizer = load_tokenizer(str(sft_adapter) if sft_adapter else settings.model_name)
+    if sft_adapter is None:
+        return model, tokenizer, None
+    if settings.load_in_4bit:
+        raise ValueError("from_sft with 4-bit weights: merging the SFT adapter into 4-bit weights is lossy; "
+                         "use dtype bfloat16 without load_in_4bit, or train GRPO from the base")
+    peft_model = load_adapter(model, sft_adapter)
+    sft_lora = read_lora(peft_model)
+    merged = peft_model.merge_and_unload()
+    return merged, tokenizer, sft_lora
+
+
+def read_lora(peft_model) -> dict:
+    """The LoRA A/B matrices and scalings of a PEFT model's active adapter, keyed by module name."""
+    adapter = peft_model.active_adapter
+    config = peft_model.peft_config[adapter]
+    layers = {}
+    for name, module in peft_model.named_modules():
+        if hasattr(module, "lora_A") and adapter in getattr(module, "lora_A", {}):
+            key = name.replace("base_model.model.", "", 1)
+            layers[key] = {
+                "A": module.lora_A[adapter].weight.detach().float().cpu().clone(),
+                "B": module.lora_B[adapter].weight.detach().float().cpu().clone(),
+                "scaling": float(module.scaling[adapter]),
+            }
+    return {"config": config, "layers": layers}
+
+
+def merge_lora_adapters(first: dict, second: dict) -> dict:
+    """One LoRA equal to the sum of two: A stacked, B side by side, each B pre-scaled.
+
+    W + s1·B1A1 + s2·B2A2 = W + [s1·B1 | s2·B2]·[A1; A2] with scaling 1 (alpha = rank).
+    A module adapted by only one of the two gets zeros for the other's part.
+    """
+    import torch
+
+    merged = {}
+    for key in sorted(set(first["layers"]) | set(second["layers"])):
+        parts_a, parts_b = [], []
+        for lora in (first, second):
+            layer = lora["layers"].get(key)
+            other = (first if lora is second else second)["layers"][key]
+            if layer is None:
+                r = lora["config"].r
+                parts_a.append(torch.zeros(r, other["A"].shape[1]))
+                parts_b.append(torch.zeros(other["B"].shape[0], r))
+            else:
+                parts_a.append(layer["A"])
+                parts_b.append(layer["B"] * layer["scaling"])
+        merged[key] = {"A": torch.cat(parts_a, dim=0), "B": torch.cat(parts_b, dim=1)}
+    return merged
+
+
+def save_merged_adapter(first: dict, second: dict, base_name: str, tokenizer, out_dir: Path) -> Path:
+    """Write the summed-rank adapter as a normal PEFT ``final_model/`` (safetensors + config + tokenizer)."""
+    from safetensors.torch import save_file
+
+    merged = merge_lora_adapters(first, second)
+    rank = first["config"].r + second["config"].r
+    modules = sorted({k.rsplit(".", 1)[-1] for k in merged})
+    tensors = {}
+    for key, ab in merged.items():
+        tensors[f"base_model.model.{key}.lora_A.weight"] = ab["A"].contiguous()
+        tensors[f"base_model.model.{key}.lora_B.weight"] = ab["B"].contiguous()
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file(tensors, str(tmp / "adapter_model.safetensors"), metadata={"format": "pt"})
+    config = second["config"].to_dict()
+    config.update(r=rank, lora_alpha=rank, lora_dropout=0.0, target_modules=modules,
+                  base_model_name_or_path=base_name, rank_pattern={}, alpha_pattern={})
+    for key, value in list(config.items()):
+        if isinstance(value, set):
+            config[key] = sorted(value)
+    (tmp / "adapter_config.json").write_text(json.dumps(config, indent=1, default=str))
+    tokenizer.save_pretrained(tmp)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    os.replace(tmp, out_dir)
+    return out_dir
+
+
+class SampleRecorder:
+    """Keeps the latest prompts, completions and per-reward scores, for the sample table."""
+
+    def __init__(self):
+        self.latest: dict = {}
+
+    def wrap(self, fn):
+        def recorded(completions, prompts=None, **kwargs):
+            scores = fn(completions, prompts=prompts, **kwargs)
+            self.latest[fn.__name__] = scores
+            self.latest["completions"] = completions
+            self.latest["prompts"] = prompts
+            return scores
+
+        recorded.__name__ = fn.__name__
+        return recorded
+
+    def table(self, step: int, limit: int = 8) -> list[dict]:
+        from helpers.rewards import completion_text
+
+        completions = self.latest.get("completions") or []
+        prompts = self.latest.get("prompts") or [None] * len(completions)
+        names = [k for k in self.latest if k not in ("completions", "prompts")]
+        rows = []
+        for i, completion in enumerate(completions[:limit]):
+            prompt = prompts[i]
+            question = prompt[-1]["content"] if isinstance(prompt, list) else str(prompt)
+            row = {"step": step, "question": question[:120], "completion": completion_text(completion)[:400]}
+            for name in names:
+                value = self.latest[name][i]
+                row[name] = None if value is None else round(float(value), 3)
+            rows.append(row)
+        return rows
+
+
+def build_grpo_trainer(settings: cfg.GRPOSettings, model, tokenizer, train_rows, output_dir, callbacks=(),
+                       recorder: SampleRecorder | None = None, lora_target_modules=None):
+    """TRL's GRPOTrainer with LoRA, the workbook's rewards and device-aware numerics."""
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    from helpers.rewards import reward_functions
+    from helpers.sft import lora_config, trainer_arguments
+
+    weights = dict(settings.reward_weights)
+    funcs, ws = reward_functions(weights, settings.max_new_tokens)
+    if recorder is not None:
+        funcs = [recorder.wrap(f) for f in funcs]
+    if settings.batch_size % settings.num_generations:
+        raise ValueError(f"batch_size: must be a multiple of num_generations ({settings.num_generations}), "
+                         f"got {settings.batch_size}")
+    gpu_bf16 = settings.device == "cuda" and settings.dtype != "float32"
+    args = GRPOConfig(
+        output_dir=str(output_dir),
+        num_generations=settings.num_generations,
+        max_completion_length=settings.max_new_tokens,
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        beta=settings.beta,
+        epsilon=settings.epsilon,
+        num_iterations=settings.num_iterations,
+        loss_type=settings.loss_type,
+        scale_rewards=settings.scale_rewards,
+        mask_truncated_completions=settings.mask_truncated_completions,
+        reward_weights=ws,
+        cast_lm_head_to_fp32=gpu_bf16,
+        generation_kwargs={"remove_invalid_values": True} if gpu_bf16 else None,
+        log_completions=False,
+        **trainer_arguments(settings),
+    )
+    peft = lora_config(settings)
+    if lora_target_modules:
+        peft.target_modules = set(lora_target_modules)
+    dataset = Dataset.from_list([to_prompt_row(r) for r in train_rows])
+    return GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=dataset,
+                       processing_class=tokenizer, peft_config=peft, callbacks=list(callbacks))
+
+
+def _zero_spread_callback(log: TrainingLog | None, patience: int, warnings_out: list):
+    from transformers import TrainerCallback
+
+    class ZeroSpreadWarning(TrainerCallback):
+        """Warns when every group had the same reward for ``patience`` logged steps in a row."""
+
+        streak = 0
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            frac = (logs or {}).get("frac_reward_zero_std")
+            if frac is None:
+                return
+            self.streak = self.streak + 1 if frac >= 0.999 else 0
+            if self.streak == patience:
+                msg = (f"step {state.global_step}: for {patience} steps every group's samples got the same reward, "
+                       "so GRPO had nothing to learn from. Raise the temperature, use more samples per prompt, "
+                       "or train on problems the model sometimes solves.")
+                warnings_out.append(msg)
+                warnings.warn(msg, stacklevel=1)
+                if log:
+                    log.note("WARNING " + msg)
+
+    return ZeroSpreadWarning()
+
+
+def _sample_callback(recorder: SampleRecorder, every: int, samples_out: list, on_samples=None):
+    from transformers import TrainerCallback
+
+    class SampleTable(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step % every == 0 or state.global_step == 1:
+                table = recorder.table(state.global_step)
+                samples_out.extend(table)
+                if on_samples:
+                    on_samples(table)
+
+    return SampleTable()
+
+
+def train_grpo(
+    settings: cfg.GRPOSettings,
+    train_data: str | Path,
+    output_dir: str | Path | None = None,
+    resume: str | bool | None = None,
+    dry_run: bool = False,
+    on_log_row=None,
+    on_samples=None,
+    allow_outside_output: bool = False,
+    zero_spread_patience: int = 5,
+) -> GRPOResult:
+    """Run GRPO and return the run, its log and the sampled completions.
+
+    ``settings.preset == "from_sft"`` (or a non-empty ``settings.sft_model``)
+    starts from an SFT adapter; the KL reference is then the SFT policy.
+    """
+    import torch
+    from transformers import set_seed
+
+    from helpers.callbacks import NonFiniteLossCallback, StepTimer, TrainingLogCallback
+    from helpers.sft import (_is_main_process, find_resume_checkpoint, load_rows, peak_memory_gb,
+                             select_rows)
+
+    set_seed(settings.seed)
+    rows, bad = load_rows(train_data, "train_data")
+    rows = select_rows(rows, settings.max_train_examples, settings.seed)
+    if not rows:
+        raise ValueError(f"train_data: {train_data} has no valid row")
+    from_sft = settings.preset == "from_sft" or bool(settings.sft_model)
+    sft_adapter = resolve_sft_model(settings.sft_model) if from_sft else None
+
+    model, tokenizer, sft_lora = load_policy(settings, sft_adapter)
+    sft_targets = sorted({k.rsplit(".", 1)[-1] for k in sft_lora["layers"]}) if sft_lora else None
+
+    prompts_per_step = settings.batch_size * settings.grad_accum // settings.num_generations
+    steps = settings.max_steps if settings.max_steps > 0 else math.ceil(len(rows) / prompts_per_step * settings.epochs)
+    plan = {
+        "preset": settings.preset, "device": settings.device, "start": str(sft_adapter) if sft_adapter else "base",
+        "kl_reference": "the SFT policy (GRPO adapter disabled)" if sft_adapter else "the base model",
+        "train_prompts": len(rows), "bad_rows_dropped": len(bad),
+        "numeric_prompts": sum(1 for r in rows if r.get("final_answer")),
+        "prompts_per_step": prompts_per_step, "samples_per_step": prompts_per_step * settings.num_generations,
+        "steps": steps, "reward_weights": dict(settings.reward_weights), "notes": list(settings.notes),
+    }
+
+    if output_dir is None:
+        run = new_run_dir("grpo") if _is_main_process() and not dry_run else None
+    else:
+        root = check_output_path(output_dir, allow_outside_output)
+        root.mkdir(parents=True, exist_ok=True)
+        run = RunPaths(root)
+    checkpoint = find_resume_checkpoint(run.root, resume) if (resume and run) else None
+
+    recorder = SampleRecorder()
+    nan_guard, timer = NonFiniteLossCallback(), StepTimer()
+    zero_warnings: list[str] = []
+    samples: list[dict] = []
+    log = TrainingLog(run.training_log, LOG_COLUMNS) if run is not None and _is_main_process() else None
+    callbacks = [nan_guard, timer, _zero_spread_callback(log, zero_spread_patience, zero_warnings),
+                 _sample_callback(recorder, settings.sample_table_every, samples, on_samples)]
+    log_cb = None
+    if log is not None:
+        log_cb = TrainingLogCallback(log, _METRIC_MAP, on_row=on_log_row)
+        callbacks.append(log_cb)
+    out_dir = run.root if run else Path(output_root()) / ".dry_run"
+    trainer = build_grpo_trainer(settings, model, tokenizer, rows, out_dir, callbacks, recorder, sft_targets)
+    trainable, total = trainer.model.get_nb_trainable_parameters()
+    plan["trainable_parameters"] = trainable
+    plan["total_parameters"] = total
+    if trainable <= 0:
+        raise RuntimeError("GRPO would train nothing: the model has no trainable parameters (check the LoRA setup)")
+
+    if dry_run:
+        start = time.perf_counter()
+        trainer.args.max_steps = 1
+        shutil.rmtree(out_dir, ignore_errors=True)
+        plan["note"] = "dry run: one real GRPO step was timed on a throwaway copy of the adapter; nothing is saved"
+        before = {k: v.detach().clone() for k, v in trainer.model.named_parameters() if v.requires_grad}
+        trainer.train()
+        plan["seconds_per_step_measured"] = round(time.perf_counter() - start, 2)
+        plan["estimated_minutes"] = round(plan["seconds_per_step_measured"] * steps / 60, 1)
+        plan["peak_memory_gb"] = peak_memory_gb(settings.device)
+        with torch.no_grad():
+            for k, v in trainer.model.named_parameters():
+                if k in before:
+                    v.copy_(before[k])
+        shutil.rmtree(out_dir, ignore_errors=True)
+        return GRPOResult("dry_run", None, plan, samples=samples)
+
+    if _is_main_process():
+        start_run(run, "grpo", settings.preset, cfg.as_dict(settings), {"train": train_data}, settings.seed,
+                  extra={"plan": plan, "resumed_from": checkpoint,
+                         "sft_model": str(sft_adapter) if sft_adapter else None})
+    status, reason = "completed", None
+    try:
+        trainer.train(resume_from_checkpoint=checkpoint)
+    except KeyboardInterrupt:
+        status, reason = "interrupted", "stopped by the user (KeyboardInterrupt); resume with resume='latest'"
+    except torch.OutOfMemoryError as err:
+        from helpers.faults import oom_advice
+
+        status, reason = "failed", oom_advice("grpo", settings, err)
+    except Exception as err:  # noqa: BLE001 - recorded, then re-raised
+        if _is_main_process():
+            finish_run(run, "failed", f"{type(err).__name__}: {err}")
+        raise
+    if nan_guard.failure:
+        status, reason = "failed", nan_guard.failure
+
+    rows_logged = log_cb.rows if log_cb else []
+    if _is_main_process():
+        if status == "completed":
+            save_grpo_final_model(trainer, tokenizer, run, sft_lora)
+        from helpers.plots import plot_grpo_curves
+        from helpers.runs import write_json_atomic
+
+        if rows_logged:
+            plot_grpo_curves(rows_logged).savefig(run.figure("grpo_curves"), dpi=110, bbox_inches="tight")
+        write_json_atomic(run.root / "samples.json", samples)
+        failures = {f.__name__: getattr(f, "failures", 0) for f in trainer.reward_funcs if callable(f)}
+        finish_run(run, status, reason, global_step=trainer.state.global_step,
+                   train_seconds=round(sum(timer.times), 1), peak_memory_gb=peak_memory_gb(settings.device),
+                   zero_spread_warnings=zero_warnings, reward_failures=failures)
+    if status == "interrupted":
+        raise KeyboardInterrupt(reason)
+    return GRPOResult(status, run, plan, rows_logged, samples, reason)
+
+
+def save_grpo_final_model(trainer, tokenizer, run: RunPaths, sft_lora: dict | None) -> Path:
+    """``final_model/``: the GRPO adapter, or SFT+GRPO merged into one adapter that loads on the plain base."""
+    from helpers.sft import save_final_model
+
+    if sft_lora is None:
+        return save_final_model(trainer, tokenizer, run)
+    grpo_lora = read_lora(trainer.model)
+    base_name = sft_lora["config"].base_model_name_or_path
+    return save_merged_adapter(sft_lora, grpo_lora, base_name, tokenizer, run.final_model)
+
+
+def main(argv=None) -> int:
+    from helpers.sft import _is_main_process, build_parser
+
+    parser = build_parser("grpo")
+    parser.set_defaults(config="default")
+    args = parser.parse_args(argv)
+    try:
+        settings = cfg.resolve(args.config, "grpo", **cfg.overrides_from_args(args, "grpo"))
+    except (TypeError, ValueError) as err:
+        parser.error(str(err))
+    result = train_grpo(settings, args.train_data, args.output_dir, args.resume, args.dry_run,
+                        allow_outside_output=args.allow_outside_output)
+    if _is_main_process():
+        print(json.dumps({"status": result.status, "run": str(result.run.root) if result.run else None,
+                          "reason": result.reason, "plan": result.plan}, indent=1, default=str))
+    return 0 if result.status in ("completed", "dry_run") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

