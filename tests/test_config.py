@@ -1,0 +1,96 @@
+"""Preset resolution: device-aware values, overrides checked by name, type and range."""
+
+import argparse
+
+import pytest
+
+from helpers import config
+from helpers.config import DeviceInfo
+
+H100 = DeviceInfo(kind="cuda", name="H100", memory_gb=80.0, bf16_supported=True, count=1)
+T4 = DeviceInfo(kind="cuda", name="T4", memory_gb=15.0, bf16_supported=False, count=1)
+
+
+@pytest.mark.parametrize("preset", config.PRESETS)
+def test_cpu_presets_use_float32_without_checkpointing(preset, cpu):
+    for stage in ("sft", "grpo"):
+        s = config.resolve(preset, stage, device=cpu)
+        assert (s.dtype, s.gradient_checkpointing, s.load_in_4bit) == ("float32", False, False)
+        assert s.device == "cpu"
+
+
+def test_cuda_presets_use_bf16_and_low_memory_is_4bit():
+    assert config.resolve("default", device=H100).dtype == "bfloat16"
+    low = config.resolve("low_memory", device=H100)
+    assert low.load_in_4bit and low.gradient_checkpointing and low.optim == "paged_adamw_8bit"
+    assert config.resolve("default", device=T4).dtype == "float16"
+
+
+def test_low_memory_on_cpu_says_why_it_falls_back(cpu):
+    s = config.resolve("low_memory", device=cpu)
+    assert not s.load_in_4bit
+    assert any("4-bit" in n and "CUDA" in n for n in s.notes)
+    forced = config.resolve("default", device=cpu, load_in_4bit=True)
+    assert not forced.load_in_4bit and forced.notes
+
+
+def test_presets_are_frozen(cpu):
+    s = config.resolve("fast_test", device=cpu)
+    with pytest.raises(Exception):
+        s.lr = 1.0
+
+
+def test_overrides_apply_and_convert(cpu):
+    s = config.resolve("default", device=cpu, lr=1, batch_size=2, target_modules=["q_proj", "v_proj"])
+    assert s.lr == 1.0 and isinstance(s.lr, float)
+    assert s.batch_size == 2
+    assert s.target_modules == ("q_proj", "v_proj")
+    g = config.resolve("from_sft", "grpo", device=cpu, reward_weights={"correctness": 1.0})
+    assert g.reward_weights == (("correctness", 1.0),)
+
+
+def test_unknown_names_list_the_valid_ones(cpu):
+    with pytest.raises(ValueError) as err:
+        config.resolve("default", device=cpu, learning_rat=1e-4)
+    assert "learning_rat" in str(err.value) and "lr" in str(err.value) and "batch_size" in str(err.value)
+    with pytest.raises(ValueError, match="preset: unknown preset 'fastest'.*fast_test"):
+        config.resolve("fastest", device=cpu)
+    with pytest.raises(ValueError, match="from_sft"):
+        config.resolve("from_sft", "sft", device=cpu)
+
+
+@pytest.mark.parametrize("name, value, exc, words", [
+    ("lr", -1e-4, ValueError, "lr: must be > 0"),
+    ("batch_size", 0, ValueError, "batch_size: must be > 0"),
+    ("batch_size", 2.5, TypeError, "batch_size: expected an integer"),
+    ("batch_size", True, TypeError, "batch_size: expected an integer"),
+    ("lr", "fast", TypeError, "lr: expected a number"),
+    ("lr", float("nan"), ValueError, "lr: must be a finite"),
+    ("lora_dropout", 1.5, ValueError, "lora_dropout: must be in [0, 1)"),
+    ("dtype", "float8", ValueError, "dtype: must be one of"),
+    ("max_steps", 0, ValueError, "max_steps"),
+    ("padding_free", "yes", TypeError, "padding_free: expected true/false"),
+])
+def test_bad_values_name_the_parameter(cpu, name, value, exc, words):
+    with pytest.raises(exc) as err:
+        config.resolve("default", device=cpu, **{name: value})
+    assert str(err.value).startswith(words)
+
+
+def test_command_line_flags_go_through_the_same_checks(cpu):
+    parser = argparse.ArgumentParser()
+    config.add_settings_arguments(parser, "grpo")
+    args = parser.parse_args(["--num-samples", "4", "--kl-coef", "0.1", "--lr", "5e-6", "--batch-size", "4",
+                              "--reward-weights", "correctness=1,format=0.5"])
+    s = config.resolve("default", "grpo", device=cpu, **config.overrides_from_args(args, "grpo"))
+    assert (s.num_generations, s.beta, s.lr, s.batch_size) == (4, 0.1, 5e-6, 4)
+    assert s.reward_weights == (("correctness", 1.0), ("format", 0.5))
+    bad = parser.parse_args(["--batch-size", "many"])
+    with pytest.raises(TypeError, match="batch_size"):
+        config.overrides_from_args(bad, "grpo")
+
+
+def test_as_dict_is_json_friendly(cpu):
+    import json
+
+    json.dumps(config.as_dict(config.resolve("from_sft", "grpo", device=cpu)))
