@@ -518,7 +518,7 @@ def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
 
 def clean_rows(
     rows: list[dict],
-    count_tokens: Callable[[str], int] | None = None,
+    count_tokens: Callable[[dict], int] | None = None,
     max_length: int | None = None,
     on_too_long: str = "drop",
 ) -> CleanResult:
@@ -534,19 +534,19 @@ def clean_rows(
         similarity >= 0.9 with a kept question (see the comment above
         ``_QuestionIndex``; prefix filtering keeps this near linear);
       * ``too long``: with ``count_tokens`` and ``max_length``,
-        ``count_tokens(question + "\\n" + answer) > max_length``. Rows are never
+        ``count_tokens(row) > max_length`` (the row after whitespace normalisation). Rows are never
         truncated: ``on_too_long="drop"`` drops them, ``"report"`` keeps them
         and lists them in ``CleanResult.reported``.
 
-    ``count_tokens`` should count what training sees (e.g. the chat template
-    around the pair), or ``max_length`` should leave room for it.
+    ``count_tokens`` should count what training sees: 01_data_prep passes
+    helpers.sft.count_tokens, which lays the row out with the chat template.
 
     Used in 01_data_prep.
     """
     _check_choice("on_too_long", on_too_long, ("drop", "report"))
     if max_length is not None:
         if count_tokens is None:
-            raise ValueError("max_length needs count_tokens (a callable: text -> token count)")
+            raise ValueError("max_length needs count_tokens (a callable: row -> token count)")
         if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
             raise ValueError(f"max_length must be a positive int, got {max_length!r}")
     if count_tokens is not None and not callable(count_tokens):
@@ -586,7 +586,7 @@ def clean_rows(
             dropped.append(entry(i, "near duplicate", match[1], match[0]))
             continue
         if max_length is not None:
-            n = count_tokens(row["question"] + "\n" + row["answer"])
+            n = count_tokens(row)
             if isinstance(n, bool) or not isinstance(n, int):
                 raise TypeError(f"count_tokens must return an int, got {n!r}")
             if n > max_length:
@@ -886,3 +886,35 @@ try:  # TEMPORARY guard until helpers/problems.py lands; then drop the try/excep
     from helpers.problems import FAMILIES, generate_problems  # noqa: E402,F401
 except ImportError:  # pragma: no cover
     pass
+
+
+def build_training_sets(rows: list[dict], val_fraction: float, grpo_fraction: float, seed: int,
+                        grpo_concepts: bool = False) -> dict[str, list[dict]]:
+    """The four files the seed names, from one cleaned pool of rows.
+
+    Validation is split off first and shared by both stages, so SFT and GRPO
+    are graded on the same held-out questions and neither trains on them. The
+    rest is divided so GRPO practises on problems SFT never saw (a policy
+    cannot improve by reward on answers it has memorised). GRPO gets only rows
+    it can reward exactly (``final_answer``), plus concept rows when
+    ``grpo_concepts`` (rewarded by similarity).
+
+    Used in 01_data_prep.
+    """
+    if not 0 <= grpo_fraction < 1:
+        raise ValueError(f"grpo_fraction: must be in [0, 1), got {grpo_fraction!r}")
+    train, val = split_rows(rows, val_fraction, seed)
+    if grpo_fraction > 0:
+        sft_train, grpo_pool = split_rows(train, grpo_fraction, seed + 1)
+    else:
+        sft_train, grpo_pool = train, list(train)
+
+    def for_grpo(items):
+        return [r for r in items if r.get("final_answer") not in (None, "") or grpo_concepts]
+
+    return {
+        "sft_train.json": sft_train,
+        "sft_val.json": val,
+        "grpo_train.json": for_grpo(grpo_pool),
+        "grpo_val.json": for_grpo(val),
+    }

@@ -23,7 +23,6 @@ import functools
 import json
 import math
 import re
-import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -350,5 +349,22 @@ def load_eval_records(path: str | Path, limit: int = 0, seed: int = 0, numeric_o
     return rows
 
 
-def median(xs):
-    return statistics.median(xs) if xs else None
+# How much each preset evaluates: held-out numeric problems, concept questions, and the token budget.
+EVAL_PRESETS = {
+    "fast_test": dict(n_numeric=12, n_concept=4, max_new_tokens=96, batch_size=16),
+    "default": dict(n_numeric=150, n_concept=30, max_new_tokens=256, batch_size=16),
+    "low_memory": dict(n_numeric=150, n_concept=30, max_new_tokens=256, batch_size=8),
+    "full_training": dict(n_numeric=400, n_concept=60, max_new_tokens=384, batch_size=32),
+}
+
+
+def eval_records(path: str | Path, n_numeric: int, n_concept: int, seed: int = 0) -> list[dict]:
+    """A seeded, fixed sample of held-out numeric problems and concept questions (same for every model)."""
+    import random
+
+    rows = json.loads(Path(path).read_text())
+    numeric = [r for r in rows if is_numeric_record(r)]
+    concept = [r for r in rows if not is_numeric_record(r)]
+    rng = random.Random(seed)
+    pick = lambda xs, n: rng.sample(xs, n) if n < len(xs) else list(xs)  # noqa: E731
+    return pick(numeric, n_numeric) + pick(concept, n_concept)

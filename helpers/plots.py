@@ -145,3 +145,30 @@ class LivePlot:
         else:
             self.handle.update(fig)
         plt.close(fig)
+
+
+def plot_token_lengths(prompt_tokens: list[int], total_tokens: list[int], max_length: int):
+    """Histograms of prompt and prompt+solution token counts, with the max_length cut-off marked."""
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    bins = range(0, max(max(total_tokens, default=0), max_length) + 16, 8)
+    ax.hist(prompt_tokens, bins=bins, alpha=0.6, label="prompt (chat template + question)")
+    ax.hist(total_tokens, bins=bins, alpha=0.6, label="prompt + worked solution")
+    ax.axvline(max_length, color="red", linestyle="--", label=f"max_length = {max_length}")
+    ax.set_xlabel("tokens")
+    ax.set_ylabel("rows")
+    ax.set_title("Token lengths: rows to the right of the red line would be dropped")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_counts(counts: dict[str, int], title: str = "rows per family / topic"):
+    """Horizontal bars of how many rows each family or topic has."""
+    items = sorted(counts.items(), key=lambda kv: kv[1])
+    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.22 * len(items))))
+    ax.barh([k for k, _ in items], [v for _, v in items], color="tab:blue")
+    ax.set_xlabel("rows")
+    ax.set_title(title)
+    ax.tick_params(axis="y", labelsize=8)
+    fig.tight_layout()
+    return fig

@@ -244,3 +244,10 @@ def read_training_log(path: str | Path) -> list[dict]:
                 row[key] = cell
         rows.append(row)
     return rows
+
+
+def repo_path(path: str | Path) -> Path:
+    """A path as notebooks write it (``data/...``, ``output/...``), made absolute from the repository root,
+    so a notebook gives the same result whether its kernel starts in notebooks/ or at the top."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else REPO_ROOT / path

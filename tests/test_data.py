@@ -358,8 +358,8 @@ def test_invalid_rows_dropped_by_clean():
     assert "missing field: answer" in result.dropped[0]["detail"]
 
 
-def words(text):
-    return len(text.split())
+def words(row):
+    return len((row["question"] + "\n" + row["answer"]).split())
 
 
 def test_too_long_rows_dropped_or_reported_never_truncated():
