@@ -21,7 +21,7 @@ from fractions import Fraction
 ANSWER_PREFIX = "Answer:"
 
 # "Answer: 3/8" on a line of its own (leading spaces and markdown bold allowed).
-_ANSWER_LINE = re.compile(r"^[ \t>*_]*answer[ \t]*[:=][ \t]*(.+?)[ \t*_]*$", re.IGNORECASE | re.MULTILINE)
+_ANSWER_LINE = re.compile(r"^[ \t>*_#]*answer[ \t*_]*[:=][ \t*_]*(.+?)[ \t*_]*$", re.IGNORECASE | re.MULTILINE)
 _ANSWER_ANYWHERE = re.compile(r"answer(?: is)?[ \t]*[:=]?[ \t]*(.+)", re.IGNORECASE)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:\s*/\s*-?\d[\d,]*(?:\.\d+)?)?%?|-?\.\d+%?")
 _FRAC_LATEX = re.compile(r"\\[dt]?frac\{\s*(-?[\d.]+)\s*\}\{\s*(-?[\d.]+)\s*\}")
@@ -112,7 +112,7 @@ def extract_final_answer(text: str, strict: bool = True) -> str | None:
     anywhere = _ANSWER_ANYWHERE.findall(text)
     for candidate in reversed(anywhere):
         if parse_number(candidate) is not None:
-            return candidate.strip().rstrip(".")
+            return candidate.strip().rstrip(".").strip()
     numbers = _NUMBER.findall(text)
     return numbers[-1].strip() if numbers else None
 

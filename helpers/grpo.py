@@ -33,8 +33,7 @@ from pathlib import Path
 
 from helpers import config as cfg
 from helpers.answers import chat_messages
-from helpers.runs import (RunPaths, TrainingLog, check_output_path, finish_run, latest_run, new_run_dir,
-                          output_root, start_run)
+from helpers.runs import RunPaths, TrainingLog, check_output_path, finish_run, latest_run, output_root, start_run
 
 LOG_COLUMNS = ["step", "reward", "reward_std", "correctness", "format", "similarity", "length", "frac_zero_std",
                "kl", "loss", "completion_length", "clipped_ratio", "entropy", "step_time", "elapsed_s"]
@@ -308,9 +307,11 @@ def train_grpo(
     from transformers import set_seed
 
     from helpers.callbacks import NonFiniteLossCallback, StepTimer, TrainingLogCallback
-    from helpers.sft import (_is_main_process, find_resume_checkpoint, load_rows, peak_memory_gb,
+    from helpers.sft import (_is_main_process, find_resume_checkpoint, load_rows, open_run_dir, peak_memory_gb,
                              select_rows)
 
+    if output_dir is not None:
+        check_output_path(output_dir, allow_outside_output)  # before any work: a bad path fails at once
     set_seed(settings.seed)
     rows, bad = load_rows(train_data, "train_data")
     rows = select_rows(rows, settings.max_train_examples, settings.seed)
@@ -333,12 +334,7 @@ def train_grpo(
         "steps": steps, "reward_weights": dict(settings.reward_weights), "notes": list(settings.notes),
     }
 
-    if output_dir is None:
-        run = new_run_dir("grpo") if _is_main_process() and not dry_run else None
-    else:
-        root = check_output_path(output_dir, allow_outside_output)
-        root.mkdir(parents=True, exist_ok=True)
-        run = RunPaths(root)
+    run = open_run_dir("grpo", output_dir, allow_outside_output, dry_run)
     checkpoint = find_resume_checkpoint(run.root, resume) if (resume and run) else None
 
     recorder = SampleRecorder()

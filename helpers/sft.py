@@ -235,6 +235,20 @@ def find_resume_checkpoint(run_root: Path, resume: str | bool | None) -> str | N
     return str(path)
 
 
+def open_run_dir(stage: str, output_dir, allow_outside_output: bool, dry_run: bool) -> RunPaths | None:
+    """The run folder: a new ``output/<stage>_<date>`` or the given one (checked to be under output/).
+
+    Only the main process creates it; a dry run creates nothing.
+    """
+    if dry_run or not _is_main_process():
+        return None if output_dir is None or dry_run else RunPaths(check_output_path(output_dir, allow_outside_output))
+    if output_dir is None:
+        return new_run_dir(stage)
+    root = check_output_path(output_dir, allow_outside_output)
+    root.mkdir(parents=True, exist_ok=True)
+    return RunPaths(root)
+
+
 def train_sft(
     settings: cfg.SFTSettings,
     train_data: str | Path,
@@ -257,6 +271,8 @@ def train_sft(
 
     from helpers.models import load_base_model, load_tokenizer
 
+    if output_dir is not None:
+        check_output_path(output_dir, allow_outside_output)  # before any work: a bad path fails at once
     set_seed(settings.seed)
     train_rows, bad_train = load_rows(train_data, "train_data")
     val_rows, bad_val = load_rows(val_data, "val_data") if val_data else ([], [])
@@ -288,12 +304,7 @@ def train_sft(
         "notes": list(settings.notes),
     }
 
-    if output_dir is None:
-        run = new_run_dir("sft") if _is_main_process() and not dry_run else None
-    else:
-        root = check_output_path(output_dir, allow_outside_output)
-        root.mkdir(parents=True, exist_ok=True)
-        run = RunPaths(root)
+    run = open_run_dir("sft", output_dir, allow_outside_output, dry_run)
     checkpoint = find_resume_checkpoint(run.root, resume) if (resume and run) else None
 
     model = load_base_model(settings.model_name, dtype=settings.dtype, load_in_4bit=settings.load_in_4bit,

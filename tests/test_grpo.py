@@ -1,0 +1,85 @@
+"""GRPO on the tiny model: steps change the adapter and log every metric; from_sft merges exactly."""
+
+import json
+
+import pytest
+import torch
+
+from helpers import config, grpo, sft
+from helpers.models import load_adapter, load_base_model
+
+ROWS = [{"question": f"What is {a} + {b}?", "answer": f"{a} + {b} = {a + b}.\nAnswer: {a + b}",
+         "final_answer": str(a + b), "family": "arithmetic"} for a in range(1, 5) for b in range(1, 5)]
+# Concept rows give the random tiny model a continuous reward (similarity), so groups have spread to learn from.
+ROWS += [{"question": f"What is a sample space ({i})?", "answer": "The set of all possible outcomes of an experiment.",
+          "topic": "sample_spaces_events"} for i in range(8)]
+
+
+@pytest.fixture
+def train_file(tmp_path):
+    path = tmp_path / "grpo_train.json"
+    path.write_text(json.dumps(ROWS))
+    return path
+
+
+def _settings(model_dir, preset="fast_test", **kw):
+    base = dict(model_name=str(model_dir), max_steps=3, batch_size=4, num_generations=4, max_new_tokens=12,
+                lr=5e-2, logging_steps=1, save_steps=3, beta=0.05, warmup_ratio=0.0,
+                reward_weights={"correctness": 1.0, "format": 0.5, "similarity": 1.0, "length": 0.5},
+                mask_truncated_completions=False, max_train_examples=0)
+    base.update(kw)
+    return config.resolve(preset, "grpo", device=config.DeviceInfo(), **base)
+
+
+def test_grpo_steps_change_the_adapter_and_log_every_metric(tiny_model_dir, train_file, workbook_output):
+    result = grpo.train_grpo(_settings(tiny_model_dir), train_file)
+    assert result.status == "completed"
+    assert len([r for r in result.log_rows if "reward" in r]) == 3
+    header = result.run.training_log.read_text().splitlines()[0].split("\t")
+    assert header == grpo.LOG_COLUMNS
+    row = result.log_rows[-1]
+    for key in ("reward", "reward_std", "frac_zero_std", "kl", "loss", "completion_length", "clipped_ratio",
+                "step_time", "format", "length", "similarity"):
+        assert key in row, key
+    assert result.samples and {"question", "completion", "correctness"} <= set(result.samples[0])
+    ids = torch.tensor([[1, 2, 3, 4, 5]])
+    base = load_base_model(str(tiny_model_dir))(ids).logits
+    tuned = load_adapter(load_base_model(str(tiny_model_dir)), result.final_model)(ids).logits
+    assert not torch.allclose(base, tuned, atol=1e-5), "GRPO did not change the adapter"
+    record = json.loads(result.run.run_json.read_text())
+    assert record["status"] == "completed" and record["global_step"] == 3
+    assert result.run.figure("grpo_curves").is_file() and (result.run.root / "samples.json").is_file()
+
+
+def test_from_sft_final_adapter_reproduces_the_stacked_policy(tiny_model_dir, train_file, tmp_path,
+                                                            workbook_output):
+    sft_settings = config.resolve("fast_test", "sft", device=config.DeviceInfo(), model_name=str(tiny_model_dir),
+                                  max_steps=3, lr=1e-2, batch_size=4, lora_r=4, lora_alpha=8, max_train_examples=0)
+    sft_run = sft.train_sft(sft_settings, train_file)
+    settings = _settings(tiny_model_dir, "from_sft", sft_model=str(sft_run.final_model), lora_r=8, lora_alpha=16)
+    result = grpo.train_grpo(settings, train_file)
+    assert result.plan["kl_reference"].startswith("the SFT policy") and result.plan["trainable_parameters"] > 0
+    final = result.final_model
+    cfg = json.loads((final / "adapter_config.json").read_text())
+    assert cfg["r"] == 4 + 8
+
+    # The stacked policy: base + SFT merged, + the last GRPO checkpoint's adapter on top.
+    ids = torch.tensor([[1, 5, 9, 13, 17, 21]])
+    stacked_base = load_adapter(load_base_model(str(tiny_model_dir)), sft_run.final_model).merge_and_unload()
+    stacked = load_adapter(stacked_base, result.run.root / "checkpoint-3")(ids).logits
+    # The seed's way: the plain base + the final adapter.
+    merged = load_adapter(load_base_model(str(tiny_model_dir)), final)(ids).logits
+    assert torch.allclose(stacked, merged, atol=1e-4)
+    sft_only = load_adapter(load_base_model(str(tiny_model_dir)), sft_run.final_model)(ids).logits
+    assert not torch.allclose(sft_only, merged, atol=1e-5)
+
+
+def test_grpo_dry_run_trains_nothing(tiny_model_dir, train_file, workbook_output):
+    result = grpo.train_grpo(_settings(tiny_model_dir), train_file, dry_run=True)
+    assert result.status == "dry_run" and result.plan["seconds_per_step_measured"] > 0
+    assert list(workbook_output.iterdir()) == []
+
+
+def test_batch_must_hold_whole_groups(tiny_model_dir, train_file, workbook_output):
+    with pytest.raises(ValueError, match="batch_size: must be a multiple of num_generations"):
+        grpo.train_grpo(_settings(tiny_model_dir, batch_size=6), train_file, dry_run=True)
