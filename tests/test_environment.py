@@ -60,3 +60,18 @@ def test_every_notebook_has_one_parameters_cell_of_literals_first():
         for node in tree.body:
             assert isinstance(node, (ast.Assign, ast.AnnAssign)), f"{path.name}: parameters cell holds only assignments"
             ast.literal_eval(node.value)
+
+
+def test_papermill_understands_every_parameter_line(caplog):
+    """papermill must parse each parameter (name, type, default) or its -p overrides are typed wrongly."""
+    import logging
+
+    import papermill as pm
+
+    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            params = pm.inspect_notebook(str(path))
+        assert "PRESET" in params or path.name.startswith("0"), path.name
+        assert not [r for r in caplog.records if "Unable to parse" in r.getMessage()], \
+            f"{path.name}: {[r.getMessage() for r in caplog.records]}"
