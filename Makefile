@@ -47,7 +47,7 @@ test: setup browser
 	$(BIN)/python -m pytest
 
 test-fast: setup
-	$(BIN)/python -m pytest -m "not notebook"
+	$(BIN)/python -m pytest -m "not notebook and not browser"
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/

@@ -90,7 +90,8 @@ class SFTSettings(CommonSettings):
 
     epochs: float = 2.0
     max_length: int = 384  # prompt + solution tokens; longer rows are dropped, never cut
-    padding_free: bool = True  # one flat batch, no pad tokens (exact with SDPA's packed masks)
+    padding_free: bool = False  # one flat batch, no pad tokens (exact, but attention spans the whole flat batch)
+    group_by_length: bool = True  # batches of similar lengths: little padding, attention per example
 
 
 @dataclass(frozen=True)

@@ -731,6 +731,7 @@ def _write_temp(folder: Path, name: str, payload: bytes) -> str:
     """Write ``payload`` to a new hidden temp file in ``folder``; return its path."""
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600 files; data files are meant to be read by others
         with os.fdopen(fd, "wb") as fh:
             fh.write(payload)
             fh.flush()
@@ -882,10 +883,7 @@ def summarize(rows: list[dict]) -> dict:
 
 
 # Generated problems are part of the same data story; 01_data_prep imports them from here.
-try:  # TEMPORARY guard until helpers/problems.py lands; then drop the try/except.
-    from helpers.problems import FAMILIES, generate_problems  # noqa: E402,F401
-except ImportError:  # pragma: no cover
-    pass
+from helpers.problems import FAMILIES, generate_problems  # noqa: E402,F401
 
 
 def build_training_sets(rows: list[dict], val_fraction: float, grpo_fraction: float, seed: int,

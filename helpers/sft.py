@@ -159,6 +159,7 @@ def build_sft_trainer(settings: cfg.SFTSettings, model, tokenizer, train_rows, v
         eval_steps=settings.eval_steps,
         max_length=None,  # rows were already fitted to max_length; nothing is truncated
         padding_free=settings.padding_free,
+        train_sampling_strategy="group_by_length" if settings.group_by_length else "random",
         completion_only_loss=True,
         include_num_input_tokens_seen="non_padding",
         dataset_num_proc=None,
