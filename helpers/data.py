@@ -916,3 +916,29 @@ def build_training_sets(rows: list[dict], val_fraction: float, grpo_fraction: fl
         "grpo_train.json": for_grpo(grpo_pool),
         "grpo_val.json": for_grpo(val),
     }
+
+
+#: The default difficulty mix of generated problems: mostly problems a small model can learn to solve,
+#: so SFT has something to imitate and GRPO finds groups where some samples are right and some wrong.
+DEFAULT_DIFFICULTY_MIX = {"easy": 0.45, "medium": 0.4, "hard": 0.15}
+
+
+def generate_mix(n: int, seed: int, mix: dict[str, float] | None = None, families=None) -> list[dict]:
+    """``n`` generated problems split across difficulties by ``mix`` (weights, normalised).
+
+    Used in 01_data_prep.
+    """
+    mix = dict(DEFAULT_DIFFICULTY_MIX if mix is None else mix)
+    unknown = set(mix) - {"easy", "medium", "hard"}
+    if unknown or any((not isinstance(w, (int, float))) or w < 0 for w in mix.values()) or not sum(mix.values()):
+        raise ValueError(f"difficulty_mix: weights for easy/medium/hard, >= 0, not all zero; got {mix!r}")
+    total = sum(mix.values())
+    names = [d for d in ("easy", "medium", "hard") if mix.get(d)]
+    counts = {d: int(n * mix[d] / total) for d in names}
+    counts[names[0]] += n - sum(counts.values())
+    rows: list[dict] = []
+    for i, d in enumerate(names):
+        if counts[d]:
+            rows += generate_problems(counts[d], seed=seed * 10 + i, families=families, difficulty=d)
+    random.Random(seed).shuffle(rows)
+    return rows

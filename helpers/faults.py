@@ -31,9 +31,18 @@ def oom_advice(stage: str, settings, err: Exception | None = None) -> str:
 
 
 def halved_batch(settings):
-    """The same settings with half the per-device batch and twice the accumulation (same effective batch)."""
+    """The same settings with half the per-device batch and twice the accumulation (same effective batch).
+
+    None when that is impossible: a batch of 1, an odd batch (the effective batch
+    would change), or for GRPO a half that no longer holds whole groups of
+    ``num_generations`` samples. The change is recorded in ``notes`` (run.json).
+    """
     import dataclasses
 
-    if settings.batch_size < 2:
+    half = settings.batch_size // 2
+    if settings.batch_size < 2 or settings.batch_size % 2 or half % getattr(settings, "num_generations", 1):
         return None
-    return dataclasses.replace(settings, batch_size=settings.batch_size // 2, grad_accum=settings.grad_accum * 2)
+    note = (f"out of memory at batch_size={settings.batch_size}, grad_accum={settings.grad_accum}: retried with "
+            f"batch_size={half}, grad_accum={settings.grad_accum * 2} (the same effective batch)")
+    return dataclasses.replace(settings, batch_size=half, grad_accum=settings.grad_accum * 2,
+                               notes=tuple(settings.notes) + (note,))

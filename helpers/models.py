@@ -113,6 +113,25 @@ def resolve_model_path(name: str = EMBEDDED) -> str:
     return name
 
 
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def refuse_pickle_weights(folder: str | Path, what: str = "model_name") -> None:
+    """Raise when a local folder holds weights only as pickle files (``pytorch_model.bin``): the workbook
+    loads safetensors only, because unpickling a file can run any code hidden in it."""
+    folder = Path(folder)
+    if not folder.is_dir() or any(folder.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in _PICKLE_SUFFIXES)
+    if pickles:
+        raise ModelLoadError(
+            f"{what}: {folder} holds its weights only as pickle files ({', '.join(pickles)}). The workbook loads "
+            "safetensors only, because loading a pickle file can run code hidden in it. Convert the folder once, "
+            "where you trust the file: load it with from_pretrained(..., use_safetensors=False) and save_pretrained() "
+            "it again (transformers writes model.safetensors)."
+        )
+
+
 def _hub_error(name: str, err: Exception) -> ModelLoadError:
     return ModelLoadError(
         f"Could not load {name!r} from the Hugging Face hub or its local cache ({type(err).__name__}: {err}). "
@@ -182,6 +201,7 @@ def load_base_model(
     if quantized and not torch.cuda.is_available():
         raise ModelLoadError("load_in_4bit/load_in_8bit need a CUDA GPU (bitsandbytes saves GPU memory only).")
     path = resolve_model_path(name)
+    refuse_pickle_weights(path)
     kwargs = dict(
         dtype=torch_dtype(dtype),
         use_safetensors=True,
@@ -210,6 +230,7 @@ def load_adapter(base_model, adapter_path: str | Path, trainable: bool = False):
     path = Path(adapter_path)
     if not (path / "adapter_config.json").is_file():
         raise ModelLoadError(f"adapter: {path} has no adapter_config.json (expected a final_model/ folder)")
+    refuse_pickle_weights(path, "adapter")
     return PeftModel.from_pretrained(base_model, str(path), is_trainable=trainable)
 
 

@@ -553,12 +553,13 @@ def rag_ablation(rag: RAGPipeline, records: list[dict], adapters: dict[str, Any]
     ``final_answer``), and ``grounding_f1``, the token F1 of the answer with the
     best of the retrieved passages (how much of the notes it repeats).
 
-    The knowledge base holds ALL concept rows, so for a held-out concept
-    question its own reference row can be retrieved: that is the point of RAG,
-    and ``recall@k`` reports how often it happens. What the ablation measures is
-    whether the model USES the passage in front of it; the held-out questions
-    stay unanswerable by copying from the model's training data, not from the
-    notes. The pipeline is left on the base model. Used in 06_rag.
+    The held-out questions are in no training file, so no model can answer
+    them from memory of its training rows. The knowledge base, though, holds
+    ALL concept rows, each held-out question's own reference row included, on
+    purpose: retrieving the right passage is the point of RAG, and
+    ``recall@k`` (in the rows with retrieval on) says how often it came back.
+    What the ablation then measures is whether the model USES the passage in
+    front of it. The pipeline is left on the base model. Used in 06_rag.
     """
     questions = [r["question"] for r in records]
     retrieved = rag.retrieve_many(questions, k)

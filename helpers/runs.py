@@ -246,6 +246,42 @@ def read_training_log(path: str | Path) -> list[dict]:
     return rows
 
 
+def checkpoint_step(checkpoint: str | Path) -> int:
+    """The global step a ``checkpoint-N`` folder was saved at (its ``trainer_state.json``)."""
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+    return int(state["global_step"])
+
+
+def truncate_training_log(path: str | Path, step: int) -> list[dict]:
+    """Cut ``training_log.txt`` back to ``step`` before a resume; return the rows kept (steps as ints).
+
+    A killed run has usually logged a few steps after its last checkpoint; the
+    resumed run logs those steps again, so they are dropped here (everything
+    from the first row past ``step`` on, warnings included). A last line cut
+    off mid-write goes too. The file is rewritten atomically.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return []
+    lines = path.read_text().split("\n")[:-1]  # the piece after the last newline was never finished
+    if not lines or "step" not in lines[0].split("\t"):
+        return []
+    col = lines[0].split("\t").index("step")
+    kept = lines[:1]
+    for line in lines[1:]:
+        if line and not line.startswith("#"):
+            try:
+                if float(line.split("\t")[col]) > step:
+                    break
+            except (ValueError, IndexError):
+                break
+        kept.append(line)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text("\n".join(kept) + "\n")
+    os.replace(tmp, path)
+    return [{**row, "step": int(row["step"])} for row in read_training_log(path) if "step" in row]
+
+
 def repo_path(path: str | Path) -> Path:
     """A path as notebooks write it (``data/...``, ``output/...``), made absolute from the repository root,
     so a notebook gives the same result whether its kernel starts in notebooks/ or at the top."""

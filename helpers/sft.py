@@ -35,8 +35,8 @@ from pathlib import Path
 
 from helpers import config as cfg
 from helpers.answers import chat_messages
-from helpers.runs import (RunPaths, TrainingLog, check_output_path, finish_run, new_run_dir, output_root,
-                          start_run, update_run)
+from helpers.runs import (RunPaths, TrainingLog, check_output_path, checkpoint_step, finish_run, new_run_dir,
+                          output_root, start_run, truncate_training_log, update_run)
 
 LOG_COLUMNS = ["step", "loss", "val_loss", "lr", "grad_norm", "tokens_per_s", "elapsed_s"]
 
@@ -141,6 +141,7 @@ def trainer_arguments(settings: cfg.CommonSettings) -> dict:
         optim=settings.optim,
         use_cpu=settings.device == "cpu",
         report_to=[],
+        logging_nan_inf_filter=False,  # the default logs an average instead of a NaN loss, hiding it from the guard
         dataloader_num_workers=0,
         disable_tqdm=False,
     )
@@ -182,6 +183,17 @@ def _is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def _free_memory() -> None:
+    """Give back what a failed attempt held (before an out-of-memory retry)."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def peak_memory_gb(device: str) -> float:
     """Peak memory so far: GPU memory on CUDA, the process's peak RSS on CPU."""
     if device == "cuda":
@@ -213,8 +225,12 @@ def save_final_model(trainer, tokenizer, run: RunPaths) -> Path:
     """Write ``final_model/`` (adapter in safetensors + tokenizer) to a temp folder, then rename it."""
     tmp = run.root / f".final_model.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    trainer.model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
+    try:
+        trainer.model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # no half-written model left behind
+        raise
     if run.final_model.exists():
         shutil.rmtree(run.final_model)
     os.replace(tmp, run.final_model)
@@ -229,6 +245,10 @@ def find_resume_checkpoint(run_root: Path, resume: str | bool | None) -> str | N
 
     if resume is True or resume == "latest":
         found = latest_complete_checkpoint(run_root)
+        if found is None:
+            import warnings
+
+            warnings.warn(f"resume: no complete checkpoint in {run_root}; training from the start", stacklevel=2)
         return str(found) if found else None
     path = Path(resume).resolve()
     if run_root.resolve() not in path.parents:
@@ -259,6 +279,8 @@ def train_sft(
     dry_run: bool = False,
     on_log_row=None,
     allow_outside_output: bool = False,
+    callbacks=(),
+    halve_batch_on_oom: bool = False,
 ) -> SFTResult:
     """Train a LoRA adapter on worked solutions; return the run and its log.
 
@@ -266,6 +288,10 @@ def train_sft(
     ``output/sft_<date>``). ``dry_run`` builds everything, measures one step and
     returns the plan without training. ``on_log_row(row, rows)`` is called for
     every line written to the training log (the notebook's live plot).
+    ``resume`` ("latest" or a checkpoint folder of ``output_dir``) continues a
+    stopped run. ``callbacks`` are extra TrainerCallbacks, run after the
+    workbook's. ``halve_batch_on_oom`` retries once after a CUDA out-of-memory
+    error with half the batch and twice the accumulation (same effective batch).
     """
     import torch
     from transformers import set_seed
@@ -274,6 +300,8 @@ def train_sft(
 
     if output_dir is not None:
         check_output_path(output_dir, allow_outside_output)  # before any work: a bad path fails at once
+    elif resume and not dry_run:
+        raise ValueError("resume: give output_dir, the run folder to resume in")
     set_seed(settings.seed)
     train_rows, bad_train = load_rows(train_data, "train_data")
     val_rows, bad_val = load_rows(val_data, "val_data") if val_data else ([], [])
@@ -313,13 +341,17 @@ def train_sft(
     from helpers.callbacks import NonFiniteLossCallback, StepTimer, TrainingLogCallback
 
     nan_guard, timer = NonFiniteLossCallback(), StepTimer()
-    callbacks = [nan_guard, timer]
+    user_callbacks, callbacks = list(callbacks), [nan_guard, timer]
     log_cb = None
     if run is not None and _is_main_process():
         log = TrainingLog(run.training_log, LOG_COLUMNS)
         log_cb = TrainingLogCallback(log, {"loss": "loss", "lr": "learning_rate", "grad_norm": "grad_norm"},
                                      on_row=on_log_row)
+        if resume:  # drop the rows the stopped run logged after its checkpoint; keep (and re-plot) the rest
+            start_step = checkpoint_step(checkpoint) if checkpoint else 0
+            log_cb.rows.extend(truncate_training_log(run.training_log, start_step))
         callbacks.append(log_cb)
+    callbacks.extend(user_callbacks)
     out_dir = run.root if run else Path(output_root()) / ".dry_run"
     trainer = build_sft_trainer(settings, model, tokenizer, train_rows, val_rows, out_dir, callbacks)
     trainable, total = trainer.model.get_nb_trainable_parameters()
@@ -338,15 +370,16 @@ def train_sft(
         data_files = {"train": train_data} | ({"val": val_data} if val_data else {})
         start_run(run, "sft", settings.preset, cfg.as_dict(settings), data_files, settings.seed,
                   extra={"plan": plan, "resumed_from": checkpoint})
-    status, reason = "completed", None
+    status, reason, smaller = "completed", None, None
     try:
         trainer.train(resume_from_checkpoint=checkpoint)
     except KeyboardInterrupt:
         status, reason = "interrupted", "stopped by the user (KeyboardInterrupt); resume with resume='latest'"
     except torch.OutOfMemoryError as err:
-        from helpers.faults import oom_advice
+        from helpers.faults import halved_batch, oom_advice
 
         status, reason = "failed", oom_advice("sft", settings, err)
+        smaller = halved_batch(settings) if halve_batch_on_oom else None
     except Exception as err:  # noqa: BLE001 - recorded in run.json, then re-raised
         if _is_main_process():
             finish_run(run, "failed", f"{type(err).__name__}: {err}")
@@ -354,9 +387,21 @@ def train_sft(
     if nan_guard.failure:
         status, reason = "failed", nan_guard.failure
 
+    if smaller is not None:  # out of memory: once more from the same start, half the batch, twice the accumulation
+        del trainer, model
+        _free_memory()
+        if log_cb is not None:
+            truncate_training_log(run.training_log, checkpoint_step(checkpoint) if checkpoint else 0)
+        return train_sft(smaller, train_data, val_data, run.root if run else output_dir, checkpoint, dry_run,
+                         on_log_row, allow_outside_output, user_callbacks, halve_batch_on_oom=False)
     rows = log_cb.rows if log_cb else []
     if status == "completed" and _is_main_process():
-        save_final_model(trainer, tokenizer, run)
+        try:
+            save_final_model(trainer, tokenizer, run)
+        except BaseException as err:
+            finish_run(run, "failed", f"saving final_model failed ({type(err).__name__}: {err}); "
+                       "the checkpoints are intact: resume with resume='latest'", global_step=trainer.state.global_step)
+            raise
     if _is_main_process():
         from helpers.plots import plot_sft_losses
 
@@ -380,8 +425,22 @@ def build_parser(stage: str = "sft") -> argparse.ArgumentParser:
     parser.add_argument("--resume", default=None, help="'latest' or a checkpoint folder of --output-dir")
     parser.add_argument("--dry-run", action="store_true", help="build everything, measure one step, train nothing")
     parser.add_argument("--allow-outside-output", action="store_true", help="allow --output-dir outside output/")
+    parser.add_argument("--halve-batch-on-oom", action="store_true",
+                        help="after a CUDA out-of-memory error, retry once with half the batch, twice the accumulation")
     cfg.add_settings_arguments(parser, stage)
     return parser
+
+
+def check_cli_paths(args) -> None:
+    """Output folder and resume checked before anything loads (ValueError naming the flag's parameter)."""
+    if args.output_dir is not None:
+        check_output_path(args.output_dir, args.allow_outside_output)
+    if args.resume and args.output_dir is None:
+        raise ValueError("resume: give --output-dir, the run folder to resume in")
+    if args.resume and args.resume != "latest":
+        root = Path(args.output_dir).resolve()
+        if root not in Path(args.resume).resolve().parents:
+            raise ValueError(f"resume: {args.resume} is not a checkpoint of this run ({root})")
 
 
 def main(argv=None) -> int:
@@ -389,10 +448,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = cfg.resolve(args.config, "sft", **cfg.overrides_from_args(args, "sft"))
+        check_cli_paths(args)
     except (TypeError, ValueError) as err:
         parser.error(str(err))
     result = train_sft(settings, args.train_data, args.val_data, args.output_dir, args.resume, args.dry_run,
-                       allow_outside_output=args.allow_outside_output)
+                       allow_outside_output=args.allow_outside_output, halve_batch_on_oom=args.halve_batch_on_oom)
     if _is_main_process():
         print(json.dumps({"status": result.status, "run": str(result.run.root) if result.run else None,
                           "reason": result.reason, "plan": result.plan}, indent=1, default=str))

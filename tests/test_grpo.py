@@ -56,7 +56,8 @@ def test_from_sft_final_adapter_reproduces_the_stacked_policy(tiny_model_dir, tr
     sft_settings = config.resolve("fast_test", "sft", device=config.DeviceInfo(), model_name=str(tiny_model_dir),
                                   max_steps=3, lr=1e-2, batch_size=4, lora_r=4, lora_alpha=8, max_train_examples=0)
     sft_run = sft.train_sft(sft_settings, train_file)
-    settings = _settings(tiny_model_dir, "from_sft", sft_model=str(sft_run.final_model), lora_r=8, lora_alpha=16)
+    settings = _settings(tiny_model_dir, "from_sft", sft_model=str(sft_run.final_model), lora_r=8, lora_alpha=16,
+                         num_iterations=1)
     result = grpo.train_grpo(settings, train_file)
     assert result.plan["kl_reference"].startswith("the SFT policy") and result.plan["trainable_parameters"] > 0
     final = result.final_model

@@ -1,0 +1,114 @@
+"""Every notebook, executed in order with papermill on the real embedded model, preset fast_test.
+
+The notebooks hand work to each other through files, so the tests run them in
+order against one temporary output folder (WORKBOOK_OUTPUT) and one temporary
+data folder, and assert on the files each one writes: run.json, metrics.json,
+the final adapter, the training files. Nothing is written into the repository.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from helpers.notebooks import list_notebooks, run_notebook
+
+pytestmark = [pytest.mark.notebook, pytest.mark.slow, pytest.mark.timeout(1200)]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("workbook")
+    out, data = root / "output", root / "data"
+    out.mkdir()
+    old = os.environ.get("WORKBOOK_OUTPUT")
+    os.environ["WORKBOOK_OUTPUT"] = str(out)
+    yield {"out": out, "data": data, "executed": root / "executed"}
+    if old is None:
+        os.environ.pop("WORKBOOK_OUTPUT", None)
+    else:
+        os.environ["WORKBOOK_OUTPUT"] = old
+
+
+def _run(name: str, ws, **params) -> Path:
+    (path,) = [p for p in list_notebooks() if p.name.startswith(name)]
+    return run_notebook(path, {"PRESET": "fast_test", **params}, ws["executed"])
+
+
+def _data(ws, name):
+    return str(ws["data"] / name)
+
+
+def test_00_setup_check(workspace):
+    _run("00", workspace)
+    report = json.loads((workspace["out"] / "setup_check" / "setup_check.json").read_text())
+    assert report["ok"] and report["system"]["device"] == "cpu"
+    assert report["embedded_model"]["answer"].strip() and report["embedded_model"]["parameters"] > 100e6
+    assert report["sft_step"]["status"] == "completed" and report["sft_step"]["loss"] > 0
+    assert report["grpo_step"]["status"] == "completed"
+    assert report["recommended_preset"]["preset"] == "default" and report["chosen_preset"] == "default"
+
+
+def test_01_data_prep(workspace):
+    _run("01", workspace, OUTPUT_DIR=str(workspace["data"]), N_GENERATED=600)
+    files = {name: json.loads((workspace["data"] / name).read_text())
+             for name in ("sft_train.json", "sft_val.json", "grpo_train.json", "grpo_val.json")}
+    assert all(files.values())
+    assert all(r.get("final_answer") for r in files["grpo_train.json"])
+    val_questions = {r["question"] for r in files["sft_val.json"]}
+    assert not val_questions & {r["question"] for r in files["sft_train.json"] + files["grpo_train.json"]}
+    report = json.loads((workspace["data"] / "data_report.json").read_text())
+    assert report["leaks"] == 0 and report["files"]["sft_train.json"] == len(files["sft_train.json"])
+
+
+def test_02_sft_train(workspace):
+    _run("02", workspace, TRAIN_DATA=_data(workspace, "sft_train.json"), VAL_DATA=_data(workspace, "sft_val.json"))
+    (run,) = list(workspace["out"].glob("sft_*"))
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "completed" and record["preset"] == "fast_test"
+    assert record["global_step"] == record["settings"]["max_steps"] == 8
+    assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer_config.json"} <= \
+        {p.name for p in (run / "final_model").iterdir()}
+    assert (run / "loss_curves.png").is_file() and (run / "training_log.txt").read_text().count("\n") > 8
+
+
+def test_03_sft_eval(workspace):
+    _run("03", workspace, EVAL_DATA=_data(workspace, "sft_val.json"))
+    (run,) = list(workspace["out"].glob("sft_*"))
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics["models"]) == {"base", "sft"}
+    for summary in metrics["models"].values():
+        assert summary["n_numeric"] == 12 and summary["n_concept"] == 4
+        assert 0 <= summary["accuracy_strict"] <= summary["accuracy_lenient"] <= 1
+        assert summary["format_rate"] is not None and summary["by_group"]
+
+
+def test_04_grpo_train(workspace):
+    _run("04", workspace, TRAIN_DATA=_data(workspace, "grpo_train.json"), VAL_DATA=_data(workspace, "grpo_val.json"),
+         N_EVAL=8)
+    (run,) = list(workspace["out"].glob("grpo_*"))
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "completed" and record["sft_model"]
+    assert record["plan"]["kl_reference"].startswith("the SFT policy")
+    assert record["global_step"] == 2 and "after" in record["heldout_accuracy"]
+    cfg = json.loads((run / "final_model" / "adapter_config.json").read_text())
+    sft_cfg = json.loads(next(workspace["out"].glob("sft_*/final_model/adapter_config.json")).read_text())
+    assert cfg["r"] == sft_cfg["r"] + record["settings"]["lora_r"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics["models"]) == {"before GRPO", "after GRPO"}
+    assert (run / "grpo_curves.png").is_file() and json.loads((run / "samples.json").read_text())
+
+
+def test_05_compare(workspace):
+    _run("05", workspace, EVAL_DATA=_data(workspace, "sft_val.json"))
+    (out,) = list(workspace["out"].glob("compare_*"))
+    card = json.loads((out / "scorecard.json").read_text())
+    assert [row["model"] for row in card["scorecard"]] == ["base", "sft", "grpo"]
+    for row in card["scorecard"]:
+        assert 0 <= row["accuracy_strict"] <= 1 and len(row["strict_95"]) == 2
+        assert "reward_correctness" in row and "reward_format" in row
+    assert card["changes"] and card["by_family"]
+    assert (out / "accuracy_by_family.png").is_file() and (out / "training_curves.png").is_file()
