@@ -112,3 +112,13 @@ def test_05_compare(workspace):
         assert "reward_correctness" in row and "reward_format" in row
     assert card["changes"] and card["by_family"]
     assert (out / "accuracy_by_family.png").is_file() and (out / "training_curves.png").is_file()
+
+
+def test_06_rag(workspace):
+    _run("06", workspace, EVAL_DATA=_data(workspace, "sft_val.json"))
+    (out,) = list(workspace["out"].glob("rag_*"))
+    metrics = json.loads((out / "metrics.json").read_text())
+    models = {row["model"] for row in metrics["ablation"]}
+    assert {"base", "sft", "grpo"} <= models, models
+    assert metrics["retrieval"]["n"] > 0 and 0 <= metrics["retrieval"]["recall"] <= 1
+    assert metrics["knowledge"]["passages"] >= 276 and metrics["option2"] is not None
