@@ -720,9 +720,9 @@ def split_rows(
 # --------------------------------------------------------------------------- writing
 
 
-def _dumps(data: Any, name: str) -> bytes:
+def _dumps(data: Any, name: str, default: Callable | None = None) -> bytes:
     try:
-        return (json.dumps(data, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+        return (json.dumps(data, indent=1, ensure_ascii=False, default=default) + "\n").encode("utf-8")
     except (TypeError, ValueError, RecursionError) as exc:
         raise DataError(f"{name}: cannot write as JSON: {exc}") from None
 
@@ -749,15 +749,17 @@ def _remove_quietly(path: str) -> None:
         pass
 
 
-def write_json_atomic(path: str | os.PathLike, data: Any) -> str:
+def write_json_atomic(path: str | os.PathLike, data: Any, default: Callable | None = None) -> str:
     """Write ``data`` as JSON (indent=1, UTF-8) so that ``path`` is never half-written.
 
     Serialises first, writes a temp file in the same folder, then
     ``os.replace``-s it over ``path``. Returns the SHA-256 of the bytes written.
-    Used in 01_data_prep.
+    ``default`` is json's hook for values JSON has no type for; without it they
+    raise ``DataError``. Used in 01_data_prep and, through helpers.runs, for
+    every run record.
     """
     path = Path(path)
-    payload = _dumps(data, str(path))
+    payload = _dumps(data, str(path), default)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _write_temp(path.parent, path.name, payload)
     try:
@@ -920,7 +922,7 @@ def build_training_sets(rows: list[dict], val_fraction: float, grpo_fraction: fl
 
 #: The default difficulty mix of generated problems: mostly problems a small model can learn to solve,
 #: so SFT has something to imitate and GRPO finds groups where some samples are right and some wrong.
-DEFAULT_DIFFICULTY_MIX = {"easy": 0.45, "medium": 0.4, "hard": 0.15}
+DEFAULT_DIFFICULTY_MIX = {"easy": 0.7, "medium": 0.25, "hard": 0.05}
 
 
 def generate_mix(n: int, seed: int, mix: dict[str, float] | None = None, families=None) -> list[dict]:

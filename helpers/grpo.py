@@ -209,17 +209,41 @@ class SampleRecorder:
         return rows
 
 
-def _grpo_trainer_class():
-    """TRL's GRPOTrainer, with the LoRA adapter merged into the weights while sampling.
+def reuses_first_pass_log_probs(trainer) -> bool:
+    """Whether the old-policy log-probs can come from the first training pass instead of an extra forward pass.
 
-    Unmerged, every forward pass during generation runs seven extra low-rank
-    matmuls per layer; merged, the model is a plain dense model again. On CPU,
-    where generation is most of a GRPO step, that makes sampling ~1.2x faster.
-    The adapter is unmerged right after, before the policy is trained.
+    With ``num_iterations`` > 1, TRL runs one more no-grad forward pass over every
+    generation batch to record the policy's log-probs before any update (the
+    "old" policy of the clipped ratio). When each batch is first trained on
+    inside the optimizer step that follows its generation (``steps_per_generation
+    == gradient_accumulation_steps``, TRL's default) and nothing is random in the
+    forward pass (no dropout), the first training pass computes exactly those
+    log-probs. Keeping them saves a forward pass per generation batch.
+    """
+    import torch
+
+    if trainer.num_iterations <= 1 or getattr(trainer, "use_vllm", False):
+        return False
+    if trainer.args.steps_per_generation != trainer.args.gradient_accumulation_steps:
+        return False
+    return not any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in trainer.model.modules())
+
+
+def _grpo_trainer_class():
+    """TRL's GRPOTrainer with two savings that change no result.
+
+    - The LoRA adapter is merged into the weights while sampling. Unmerged,
+      every forward pass during generation runs seven extra low-rank matmuls
+      per layer; merged, the model is a plain dense model again. On CPU, where
+      generation is most of a GRPO step, that makes sampling ~1.2x faster. The
+      adapter is unmerged right after, before the policy is trained.
+    - With ``num_iterations`` > 1 the old-policy log-probs are kept from the
+      first training pass over a batch instead of an extra forward pass
+      (see ``reuses_first_pass_log_probs``).
     """
     from trl import GRPOTrainer
 
-    class MergedSamplingGRPOTrainer(GRPOTrainer):
+    class WorkbookGRPOTrainer(GRPOTrainer):
         def _generate_single_turn(self, *args, **kwargs):
             model = self.model
             can_merge = hasattr(model, "merge_adapter") and not getattr(model, "is_loaded_in_4bit", False) \
@@ -232,7 +256,36 @@ def _grpo_trainer_class():
             finally:
                 model.unmerge_adapter()
 
-    return MergedSamplingGRPOTrainer
+        def _generate_and_score_completions(self, inputs):
+            if not reuses_first_pass_log_probs(self):
+                return super()._generate_and_score_completions(inputs)
+            iterations, self.num_iterations = self.num_iterations, 1  # TRL then skips the old-log-prob pass
+            try:
+                return super()._generate_and_score_completions(inputs)
+            finally:
+                self.num_iterations = iterations
+
+        def _compute_loss(self, model, inputs):
+            if inputs.get("old_per_token_logps") is not None or not reuses_first_pass_log_probs(self):
+                return super()._compute_loss(model, inputs)
+            kept = []
+            compute = self._get_per_token_logps_and_entropies
+
+            def keep_first(*args, **kwargs):
+                out = compute(*args, **kwargs)
+                if not kept:
+                    kept.append(out[0].detach())
+                return out
+
+            self._get_per_token_logps_and_entropies = keep_first
+            try:
+                loss = super()._compute_loss(model, inputs)
+            finally:
+                del self._get_per_token_logps_and_entropies
+            inputs["old_per_token_logps"] = kept[0]  # the buffered batch: later passes read it from here
+            return loss
+
+    return WorkbookGRPOTrainer
 
 
 def build_grpo_trainer(settings: cfg.GRPOSettings, model, tokenizer, train_rows, output_dir, callbacks=(),

@@ -102,11 +102,21 @@ def _add_steps(a: int, b: int, sign: int) -> str:
 
 
 def _mul_steps(a: int, b: int) -> str:
-    """``17 × 23 = 17 × 20 + 17 × 3 = 340 + 51 = 391.`` (splits the shorter factor)."""
+    """``17 × 23 = 17 × 20 + 17 × 3 = 340 + 51 = 391.`` (splits the shorter factor).
+
+    A one-digit factor splits the other one instead, so a small model only ever
+    multiplies by a single digit or a round number:
+    ``96 × 9 = 90 × 9 + 6 × 9 = 810 + 54 = 864.``, ``9 × 96 = 9 × 90 + 9 × 6 = ...``
+    """
     big, small = (a, b) if len(str(a)) >= len(str(b)) else (b, a)
     parts = _place_parts(small)
     if len(parts) == 1:
-        return f"{a} × {b} = {a * b}."
+        split = _place_parts(big)
+        if len(split) == 1:
+            return f"{a} × {b} = {a * b}."
+        terms = " + ".join(f"{p} × {small}" if a == big else f"{small} × {p}" for p in split)
+        values = " + ".join(str(p * small) for p in split)
+        return f"{a} × {b} = {terms} = {values} = {a * b}."
     terms = " + ".join(f"{big} × {p}" for p in parts)
     values = " + ".join(str(big * p) for p in parts)
     return f"{a} × {b} = {terms} = {values} = {a * b}."
@@ -882,7 +892,7 @@ def _permutations(rng: random.Random, difficulty: str) -> dict:
 # ---------------------------------------------------------------------------
 
 def _comb_text(n: int, k: int) -> str:
-    """``C(8, 3) = (8 × 7 × 6)/(3 × 2 × 1) = 56``."""
+    """``C(8, 3) = (8 × 7 × 6)/(3 × 2 × 1) = 336/6 = 56``: the products are written out, one division left."""
     if k in (0, n):
         return f"C({n}, {k}) = 1"
     if k == 1:
@@ -890,7 +900,7 @@ def _comb_text(n: int, k: int) -> str:
     k2 = min(k, n - k)
     top = " × ".join(str(n - i) for i in range(k2))
     bottom = " × ".join(str(k2 - i) for i in range(k2))
-    return f"C({n}, {k}) = ({top})/({bottom}) = {math.comb(n, k)}"
+    return f"C({n}, {k}) = ({top})/({bottom}) = {math.perm(n, k2)}/{math.factorial(k2)} = {math.comb(n, k)}"
 
 
 def _combinations(rng: random.Random, difficulty: str) -> dict:
@@ -921,7 +931,7 @@ def _combinations(rng: random.Random, difficulty: str) -> dict:
             "How many line segments join pairs of {n} points, no three of which are on a line?",
             "In a chess club of {n} members, every pair plays one game. How many games is that?",
         )).format(n=n)
-        return _record(q, [f"Each pair counts once: C({n}, 2) = {n} × {n - 1}/2 = {value}."], value,
+        return _record(q, [f"Each pair counts once: C({n}, 2) = {n} × {n - 1}/2 = {n * (n - 1)}/2 = {value}."], value,
                        kind="handshakes", n=n)
     if kind == "grid":
         right, up = (r(2, 5), r(2, 4)) if difficulty == "medium" else (r(4, 8), r(3, 6))
@@ -1367,7 +1377,9 @@ def _urns(rng: random.Random, difficulty: str) -> dict:
     if draws == 2 and event not in ("second_is",) and " × " in line and raw != _f(p):
         line = f"{line} = {raw}"
     line = f"{line}." if line.endswith(f" {_f(p)}") else f"{line} = {_f(p)}."
-    return _record(_hint(rng, q, p), [line], p, counts=counts, draws=draws, replacement=replacement,
+    # The total first: small models otherwise divide by a number they never computed.
+    total_line = "There are " + " + ".join(str(counts[c]) for c in colours) + f" = {N} {container[1]}."
+    return _record(_hint(rng, q, p), [total_line, line], p, counts=counts, draws=draws, replacement=replacement,
                    event=event, colour=c1, other=c2)
 
 

@@ -124,12 +124,11 @@ def _now() -> str:
     return dt.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
-def write_json_atomic(path: str | Path, data) -> None:
-    """Write JSON to a temporary file next to ``path``, then rename it into place."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+def write_json_atomic(path: str | Path, data) -> str:
+    """``helpers.data.write_json_atomic`` for run records: paths and other odd values are written as text."""
+    from helpers.data import write_json_atomic as write
+
+    return write(path, data, default=str)
 
 
 def read_run(path: str | Path) -> dict:
