@@ -57,6 +57,9 @@ def main() -> None:
     parser.add_argument("--data", default="data/training_data/grpo_train.json")
     parser.add_argument("--out", default="output/benchmarks")
     parser.add_argument("--variants", nargs="*", default=["trl_defaults", "workbook"])
+    parser.add_argument("--temperature", type=float, default=1.0,
+                        help="the workbook's sampling temperature here; 1.0 is TRL's default, so by default only "
+                             "speed settings differ between the two")
     args = parser.parse_args()
 
     import torch
@@ -66,7 +69,7 @@ def main() -> None:
 
     rows = json.loads(Path(args.data).read_text())
     settings = config.resolve("from_sft", "grpo", sft_model=args.sft_model, max_steps=args.steps + args.warmup,
-                              save_steps=10_000)
+                              save_steps=10_000, temperature=args.temperature)
     results = {}
     for kind in args.variants:
         with tempfile.TemporaryDirectory() as tmp:
@@ -84,7 +87,8 @@ def main() -> None:
         print(f"{kind:13s} {results[kind]['seconds_per_step']:.1f} s/step  rewards {results[kind]['rewards']}",
               flush=True)
     report = {"benchmark": "grpo_speed", "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
-              "settings": {k: getattr(settings, k) for k in ("batch_size", "num_generations", "max_new_tokens")},
+              "settings": {k: getattr(settings, k) for k in ("batch_size", "num_generations", "max_new_tokens", "temperature",
+                                                             "num_iterations", "beta")},
               "results": results}
     if {"trl_defaults", "workbook"} <= set(results):
         report["speedup"] = round(results["trl_defaults"]["seconds_per_step"] / results["workbook"]["seconds_per_step"], 2)

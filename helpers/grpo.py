@@ -36,11 +36,12 @@ from helpers.answers import chat_messages
 from helpers.runs import RunPaths, TrainingLog, check_output_path, finish_run, latest_run, output_root, start_run
 
 LOG_COLUMNS = ["step", "reward", "reward_std", "correctness", "format", "similarity", "length", "frac_zero_std",
-               "kl", "loss", "completion_length", "clipped_ratio", "entropy", "step_time", "elapsed_s"]
+               "kl", "loss", "completion_length", "clipped_ratio", "entropy", "trained_fraction", "step_time",
+               "elapsed_s"]
 _METRIC_MAP = {
     "reward": "reward", "reward_std": "reward_std", "frac_zero_std": "frac_reward_zero_std", "kl": "kl",
     "loss": "loss", "completion_length": "completions/mean_length", "clipped_ratio": "completions/clipped_ratio",
-    "entropy": "entropy", "step_time": "step_time",
+    "entropy": "entropy", "trained_fraction": "trained_fraction", "step_time": "step_time",
     "correctness": "rewards/correctness/mean", "format": "rewards/format/mean",
     "similarity": "rewards/similarity/mean", "length": "rewards/length/mean",
 }
@@ -229,6 +230,57 @@ def reuses_first_pass_log_probs(trainer) -> bool:
     return not any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in trainer.model.modules())
 
 
+def drop_uninformative_rows(batch: dict) -> dict:
+    """The generation batch without the samples that cannot change the policy, and with less padding.
+
+    A sample whose advantage is exactly 0 (every sample of its group got the same
+    reward) adds nothing to the clipped policy-gradient term, and a truncated
+    sample whose tokens are all masked adds nothing at all; on a 2-core CPU each
+    still costs two forward and backward passes. They are dropped before
+    training, and the columns that are padding in every kept row are cut.
+    ``num_items_in_batch`` (the DAPO loss normaliser) keeps its value, so the
+    policy-gradient part of the loss is exactly what it was; what is lost is
+    only the KL penalty on the dropped samples. At least one row is kept.
+
+    >>> import torch
+    >>> b = {"prompt_ids": torch.tensor([[0, 5], [6, 7]]), "prompt_mask": torch.tensor([[0, 1], [1, 1]]),
+    ...      "completion_ids": torch.tensor([[8, 0], [9, 9]]), "completion_mask": torch.tensor([[1, 0], [1, 1]]),
+    ...      "advantages": torch.tensor([0.5, 0.0]), "num_items_in_batch": torch.tensor(3)}
+    >>> out = drop_uninformative_rows(b)
+    >>> out["prompt_ids"].tolist(), out["completion_ids"].tolist(), int(out["num_items_in_batch"])
+    ([[5]], [[8]], 3)
+    """
+    import torch
+
+    advantages, completion_mask = batch["advantages"], batch["completion_mask"]
+    informative = completion_mask.sum(dim=1) > 0
+    informative &= (advantages != 0).reshape(len(advantages), -1).any(dim=1)
+    if not informative.any():
+        informative[0] = True
+    rows = informative.nonzero().squeeze(1)
+    size = len(advantages)
+    out = {}
+    for key, value in batch.items():
+        if isinstance(value, torch.Tensor) and value.ndim >= 1 and value.shape[0] == size:
+            out[key] = value[rows]
+        elif isinstance(value, list) and len(value) == size:
+            out[key] = [value[i] for i in rows.tolist()]
+        else:
+            out[key] = value
+    used = out["completion_mask"].sum(dim=0).nonzero()
+    keep_completion = int(used.max()) + 1 if len(used) else 1
+    first_prompt = int(out["prompt_mask"].sum(dim=0).nonzero().min())
+    prompt_len, completion_len = out["prompt_ids"].shape[1], out["completion_ids"].shape[1]
+    for key, value in out.items():
+        if not isinstance(value, torch.Tensor) or value.ndim < 2:
+            continue
+        if key.startswith("prompt_") and value.shape[1] == prompt_len:
+            out[key] = value[:, first_prompt:]
+        elif value.shape[1] == completion_len and not key.startswith("prompt_"):
+            out[key] = value[:, :keep_completion]
+    return out
+
+
 def _grpo_trainer_class():
     """TRL's GRPOTrainer with two savings that change no result.
 
@@ -256,14 +308,23 @@ def _grpo_trainer_class():
             finally:
                 model.unmerge_adapter()
 
+        skip_uninformative_rows = True
+
         def _generate_and_score_completions(self, inputs):
-            if not reuses_first_pass_log_probs(self):
-                return super()._generate_and_score_completions(inputs)
-            iterations, self.num_iterations = self.num_iterations, 1  # TRL then skips the old-log-prob pass
-            try:
-                return super()._generate_and_score_completions(inputs)
-            finally:
-                self.num_iterations = iterations
+            if reuses_first_pass_log_probs(self):
+                iterations, self.num_iterations = self.num_iterations, 1  # TRL then skips the old-log-prob pass
+                try:
+                    batch = super()._generate_and_score_completions(inputs)
+                finally:
+                    self.num_iterations = iterations
+            else:
+                batch = super()._generate_and_score_completions(inputs)
+            # Only when the whole generation batch is one training batch (one slice per generation).
+            if self.skip_uninformative_rows and self.model.training and self.args.steps_per_generation == 1:
+                before = len(batch["advantages"])
+                batch = drop_uninformative_rows(batch)
+                self._metrics["train"]["trained_fraction"].append(len(batch["advantages"]) / before)
+            return batch
 
         def _compute_loss(self, model, inputs):
             if inputs.get("old_per_token_logps") is not None or not reuses_first_pass_log_probs(self):
@@ -328,8 +389,10 @@ def build_grpo_trainer(settings: cfg.GRPOSettings, model, tokenizer, train_rows,
         peft.target_modules = set(lora_target_modules)
     dataset = Dataset.from_list([to_prompt_row(r) for r in train_rows])
     trainer_class = _grpo_trainer_class() if settings.merge_for_sampling else __import__("trl").GRPOTrainer
-    return trainer_class(model=model, reward_funcs=funcs, args=args, train_dataset=dataset,
-                         processing_class=tokenizer, peft_config=peft, callbacks=list(callbacks))
+    trainer = trainer_class(model=model, reward_funcs=funcs, args=args, train_dataset=dataset,
+                            processing_class=tokenizer, peft_config=peft, callbacks=list(callbacks))
+    trainer.skip_uninformative_rows = settings.skip_uninformative
+    return trainer
 
 
 def _zero_spread_callback(log: TrainingLog | None, patience: int, warnings_out: list):

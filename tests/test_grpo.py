@@ -117,3 +117,29 @@ def test_dropout_turns_the_first_pass_reuse_off(tiny_model_dir, tmp_path):
     model, tokenizer, _ = grpo.load_policy(settings, None)
     trainer = grpo.build_grpo_trainer(settings, model, tokenizer, ROWS, tmp_path)
     assert not grpo.reuses_first_pass_log_probs(trainer)
+
+
+def test_dropping_uninformative_samples_leaves_the_policy_update_unchanged(tiny_model_dir, tmp_path):
+    """With beta 0 the loss has no KL term, so skipping zero-advantage samples must give the same adapter."""
+    adapters = {}
+    for skip in (False, True):
+        settings = _settings(tiny_model_dir, beta=0.0, num_iterations=1, max_steps=1, batch_size=8,
+                             skip_uninformative=skip, seed=3)
+        model, tokenizer, _ = grpo.load_policy(settings, None)
+        trainer = grpo.build_grpo_trainer(settings, model, tokenizer, ROWS, tmp_path / str(skip))
+        trained = []
+        generate = trainer._generate_and_score_completions
+
+        def spy(inputs):
+            batch = generate(inputs)
+            trained.append(len(batch["advantages"]))
+            return batch
+
+        trainer._generate_and_score_completions = spy
+        trainer.train()
+        adapters[skip] = ({k: v.detach().clone() for k, v in trainer.model.named_parameters() if v.requires_grad},
+                          trained[0])
+    (full, n_full), (skipped, n_skipped) = adapters[False], adapters[True]
+    assert n_skipped < n_full == 8, "the test batch should hold uninformative samples"
+    for name in full:
+        torch.testing.assert_close(skipped[name], full[name], atol=1e-6, rtol=1e-4)
