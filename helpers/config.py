@@ -113,6 +113,7 @@ class GRPOSettings(CommonSettings):
     reward_weights: tuple[tuple[str, float], ...] = (("correctness", 1.0), ("format", 0.2), ("length", 0.1))
     sample_table_every: int = 10
     merge_for_sampling: bool = True  # the workbook's trainer: LoRA folded in while sampling, old log-probs from the first pass
+    difficulties: tuple[str, ...] = ()  # train only on prompts of these difficulties (easy/medium/hard); (): all
     skip_uninformative: bool = True  # train only on samples whose advantage is not 0 (see grpo.drop_uninformative_rows)
 
 
@@ -163,7 +164,8 @@ _GRPO_PRESETS: dict[str, dict[str, dict]] = {
     # samples, so most groups hold both right and wrong answers (groups of 4 at temperature 1 left ~2/3 of
     # them all-equal). LoRA needs a larger learning rate than full fine-tuning, held constant after warm-up.
     "default": {
-        "cpu": dict(max_steps=90, batch_size=16, num_generations=8, max_new_tokens=128, temperature=0.7, lr=2e-4,
+        "cpu": dict(max_steps=120, batch_size=16, num_generations=8, max_new_tokens=128, temperature=0.7, lr=5e-4,
+                    difficulties=("easy",),
                     beta=0.04, num_iterations=2, lora_dropout=0.0, lr_scheduler="constant_with_warmup",
                     logging_steps=1, save_steps=20),
         "cuda": dict(max_steps=300, batch_size=64, num_generations=8, max_new_tokens=256, lr=5e-5, beta=0.04,

@@ -230,11 +230,17 @@ def reuses_first_pass_log_probs(trainer) -> bool:
     return not any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in trainer.model.modules())
 
 
+#: Advantages smaller than this are float rounding, not signal: TRL scales a group's rewards by (std + 1e-4),
+#: so a group whose weighted rewards differ only in the last bits (std ~1e-8) gets advantages of ~1e-4, while
+#: any real difference (0.1 of the smallest reward weight) gives advantages of ~0.3 or more.
+ADVANTAGE_TOLERANCE = 1e-2
+
+
 def drop_uninformative_rows(batch: dict) -> dict:
     """The generation batch without the samples that cannot change the policy, and with less padding.
 
-    A sample whose advantage is exactly 0 (every sample of its group got the same
-    reward) adds nothing to the clipped policy-gradient term, and a truncated
+    A sample whose advantage is 0 (every sample of its group got the same reward;
+    below ``ADVANTAGE_TOLERANCE``) adds nothing to the clipped policy-gradient term, and a truncated
     sample whose tokens are all masked adds nothing at all; on a 2-core CPU each
     still costs two forward and backward passes. They are dropped before
     training, and the columns that are padding in every kept row are cut.
@@ -254,7 +260,7 @@ def drop_uninformative_rows(batch: dict) -> dict:
 
     advantages, completion_mask = batch["advantages"], batch["completion_mask"]
     informative = completion_mask.sum(dim=1) > 0
-    informative &= (advantages != 0).reshape(len(advantages), -1).any(dim=1)
+    informative &= (advantages.abs() >= ADVANTAGE_TOLERANCE).reshape(len(advantages), -1).any(dim=1)
     if not informative.any():
         informative[0] = True
     rows = informative.nonzero().squeeze(1)
@@ -319,6 +325,14 @@ def _grpo_trainer_class():
                     self.num_iterations = iterations
             else:
                 batch = super()._generate_and_score_completions(inputs)
+            if self.model.training:
+                # TRL counts a group as all-equal with isclose(std, 0, atol=1e-8), which misses groups whose
+                # weighted rewards differ only by rounding; count them by their advantages instead.
+                adv = batch["advantages"].reshape(len(batch["advantages"]), -1).abs().amax(dim=1)
+                zero = self._metrics["train"].get("frac_reward_zero_std")
+                if zero and len(adv) % self.num_generations == 0:
+                    groups = adv.reshape(-1, self.num_generations).amax(dim=1) < ADVANTAGE_TOLERANCE
+                    zero[-1] = groups.float().mean().item()
             # Only when the whole generation batch is one training batch (one slice per generation).
             if self.skip_uninformative_rows and self.model.training and self.args.steps_per_generation == 1:
                 before = len(batch["advantages"])
@@ -467,6 +481,12 @@ def train_grpo(
         raise ValueError("resume: give output_dir, the run folder to resume in")
     set_seed(settings.seed)
     rows, bad = load_rows(train_data, "train_data")
+    if settings.difficulties:
+        unknown = set(settings.difficulties) - {"easy", "medium", "hard"}
+        if unknown:
+            raise ValueError(f"difficulties: expected easy, medium or hard, got {sorted(unknown)}")
+        # Rows without a difficulty (concept questions, your own data) are kept.
+        rows = [r for r in rows if r.get("difficulty") in settings.difficulties or not r.get("difficulty")]
     rows = select_rows(rows, settings.max_train_examples, settings.seed)
     if not rows:
         raise ValueError(f"train_data: {train_data} has no valid row")
