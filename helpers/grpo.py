@@ -10,9 +10,10 @@ that decide whether GRPO teaches anything on a small model:
   loads onto the plain base with ``PeftModel.from_pretrained(base, path)``.
 - prompts are the same single user message as in SFT and evaluation, and the
   rewards are the evaluation scorers (helpers.rewards);
-- a group of samples per prompt at temperature 1, truncated completions masked
-  out of the loss, and a log that shows how many groups had any reward spread
-  (zero spread teaches nothing) next to reward, KL, loss and length;
+- a group of samples per prompt (8 at temperature 0.7 on CPU), truncated
+  completions masked out of the loss, samples with a zero advantage skipped
+  before the backward pass, and a log that shows how many groups had any
+  reward spread (zero spread teaches nothing) next to reward, KL, loss and length;
 - sampling on a GPU in bf16 keeps the LM head in float32 and drops invalid
   logits, the fix for the device-side assert seen with TRL's plain recipe.
 

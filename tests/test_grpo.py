@@ -143,3 +143,13 @@ def test_dropping_uninformative_samples_leaves_the_policy_update_unchanged(tiny_
     assert n_skipped < n_full == 8, "the test batch should hold uninformative samples"
     for name in full:
         torch.testing.assert_close(skipped[name], full[name], atol=1e-6, rtol=1e-4)
+
+
+def test_difficulties_pick_the_training_prompts(tiny_model_dir, tmp_path, workbook_output):
+    rows = [{**r, "difficulty": "easy" if i % 2 else "hard"} for i, r in enumerate(ROWS[:16])] + ROWS[16:]
+    path = tmp_path / "mixed.json"
+    path.write_text(json.dumps(rows))
+    result = grpo.train_grpo(_settings(tiny_model_dir, difficulties=("easy",)), path, dry_run=True)
+    assert result.plan["train_prompts"] == 8 + len(ROWS[16:])  # the easy ones and those without a difficulty
+    with pytest.raises(ValueError, match=r"difficulties: expected easy, medium or hard, got \['simple'\]"):
+        grpo.train_grpo(_settings(tiny_model_dir, difficulties=("simple",)), path, dry_run=True)
