@@ -305,6 +305,13 @@ def resolve(preset: str, stage: str = "sft", device: DeviceInfo | None = None, *
     if values.get("dtype") == "bfloat16" and device.kind == "cuda" and not device.bf16_supported:
         values["dtype"] = "float16"
         notes.append("this GPU has no bf16; using float16.")
+    if values.get("difficulties"):
+        from helpers.problems import DIFFICULTIES
+
+        unknown = set(values["difficulties"]) - set(DIFFICULTIES)
+        if unknown:
+            raise ValueError(f"difficulties: expected {', '.join(DIFFICULTIES[:-1])} or {DIFFICULTIES[-1]}, "
+                             f"got {sorted(unknown)}")
     if stage == "grpo" and preset == "from_sft" and not values.get("sft_model"):
         notes.append("from_sft needs sft_model (an SFT run's final_model); the notebook finds the newest one.")
     values["notes"] = tuple(notes)
