@@ -303,6 +303,7 @@ def _grpo_trainer_class():
     It also corrects TRL's count of all-equal groups (``frac_reward_zero_std``).
     """
     from trl import GRPOTrainer
+    from trl.models.utils import disable_gradient_checkpointing
 
     class WorkbookGRPOTrainer(GRPOTrainer):
         def _generate_single_turn(self, *args, **kwargs):
@@ -318,16 +319,21 @@ def _grpo_trainer_class():
                 model.unmerge_adapter()
 
         skip_uninformative_rows = True
+        reference_after_dropping = True
 
         def _generate_and_score_completions(self, inputs):
+            # The reference log-probs (for the KL term) are computed here after the uninformative samples are
+            # dropped, not by TRL before it knows the advantages: one forward pass over the kept rows only.
+            late_reference = self.reference_after_dropping and self.beta != 0.0 and self.model.training
+            beta, iterations = self.beta, self.num_iterations
+            if late_reference:
+                self.beta = 0.0  # TRL then skips its reference pass
             if reuses_first_pass_log_probs(self):
-                iterations, self.num_iterations = self.num_iterations, 1  # TRL then skips the old-log-prob pass
-                try:
-                    batch = super()._generate_and_score_completions(inputs)
-                finally:
-                    self.num_iterations = iterations
-            else:
+                self.num_iterations = 1  # TRL then skips the old-log-prob pass
+            try:
                 batch = super()._generate_and_score_completions(inputs)
+            finally:
+                self.beta, self.num_iterations = beta, iterations
             if self.model.training:
                 # TRL counts a group as all-equal with isclose(std, 0, atol=1e-8), which misses groups whose
                 # weighted rewards differ only by rounding; count them by their advantages instead.
@@ -341,7 +347,25 @@ def _grpo_trainer_class():
                 before = len(batch["advantages"])
                 batch = drop_uninformative_rows(batch)
                 self._metrics["train"]["trained_fraction"].append(len(batch["advantages"]) / before)
+            if late_reference:
+                batch["ref_per_token_logps"] = self._reference_log_probs(batch)
             return batch
+
+        def _reference_log_probs(self, batch):
+            """The reference policy's per-token log-probs of the batch's completions, as TRL computes them."""
+            import torch
+            from trl.trainer.utils import use_adapter
+
+            ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
+            mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1)
+            keep = batch["completion_ids"].size(1)
+            size = self.args.per_device_train_batch_size
+            with torch.no_grad(), disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs):
+                if self.ref_model is not None:
+                    return self._get_per_token_logps_and_entropies(self.ref_model, ids, mask, keep, batch_size=size)[0]
+                model = self.accelerator.unwrap_model(self.model)
+                with use_adapter(model, adapter_name="ref" if "ref" in model.peft_config else None):
+                    return self._get_per_token_logps_and_entropies(self.model, ids, mask, keep, batch_size=size)[0]
 
         def _compute_loss(self, model, inputs):
             if inputs.get("old_per_token_logps") is not None or not reuses_first_pass_log_probs(self):

@@ -153,3 +153,33 @@ def test_difficulties_pick_the_training_prompts(tiny_model_dir, tmp_path, workbo
     assert result.plan["train_prompts"] == 8 + len(ROWS[16:])  # the easy ones and those without a difficulty
     with pytest.raises(ValueError, match=r"difficulties: expected easy, medium or hard, got \['simple'\]"):
         grpo.train_grpo(_settings(tiny_model_dir, difficulties=("simple",)), path, dry_run=True)
+
+
+def test_reference_log_probs_after_dropping_equal_trls_for_the_kept_samples(tiny_model_dir, tmp_path):
+    """The KL reference is computed only for the samples kept for training, and equals TRL's own pass there."""
+    settings = _settings(tiny_model_dir, beta=0.05, num_iterations=1, batch_size=8, seed=3)
+    model, tokenizer, _ = grpo.load_policy(settings, None)
+    trainer = grpo.build_grpo_trainer(settings, model, tokenizer, ROWS, tmp_path)
+    trainer.model.train()
+    prompts = [trainer.train_dataset[i] for i in (0, 16) for _ in range(settings.num_generations)]
+    batches, forwards = {}, {}
+    compute = trainer._get_per_token_logps_and_entropies
+    for late in (False, True):
+        trainer.reference_after_dropping = late
+        calls = []
+
+        def counted(model, input_ids, *args, **kwargs):
+            calls.append(len(input_ids))
+            return compute(model, input_ids, *args, **kwargs)
+
+        trainer._get_per_token_logps_and_entropies = counted
+        torch.manual_seed(0)
+        batches[late] = trainer._generate_and_score_completions(prompts)
+        forwards[late] = calls
+    trainer._get_per_token_logps_and_entropies = compute
+    kept = len(batches[True]["advantages"])
+    assert 0 < kept < len(prompts), "the test batch should hold informative and uninformative samples"
+    assert forwards[False] == [len(prompts)] and forwards[True] == [kept]
+    torch.testing.assert_close(batches[True]["completion_ids"], batches[False]["completion_ids"])
+    torch.testing.assert_close(batches[True]["ref_per_token_logps"], batches[False]["ref_per_token_logps"],
+                               atol=1e-5, rtol=1e-4)
