@@ -115,6 +115,7 @@ class GRPOSettings(CommonSettings):
     merge_for_sampling: bool = True  # the workbook's trainer: LoRA folded in while sampling, old log-probs from the first pass
     difficulties: tuple[str, ...] = ()  # train only on prompts of these difficulties (easy/medium/hard); (): all
     skip_uninformative: bool = True  # train only on samples whose advantage is not 0 (see grpo.drop_uninformative_rows)
+    train_samples_per_group: int = 0  # 0: all; else train on this many of each group, those whose rewards vary most
 
 
 _CPU_NOTE_4BIT = (
@@ -191,7 +192,8 @@ _GRPO_PRESETS["from_sft"] = _GRPO_PRESETS["default"]
 _POSITIVE = {"lr", "batch_size", "grad_accum", "lora_r", "lora_alpha", "logging_steps", "save_steps",
              "eval_steps", "max_length", "epochs", "num_generations", "max_new_tokens", "temperature",
              "max_grad_norm", "save_total_limit", "sample_table_every", "num_iterations"}
-_NON_NEGATIVE = {"max_train_examples", "max_val_examples", "beta", "weight_decay", "seed", "epsilon"}
+_NON_NEGATIVE = {"max_train_examples", "max_val_examples", "beta", "weight_decay", "seed", "epsilon",
+                 "train_samples_per_group"}
 _UNIT_INTERVAL = {"lora_dropout", "warmup_ratio"}
 _CHOICES = {
     "device": ("cpu", "cuda"),

@@ -288,6 +288,52 @@ def drop_uninformative_rows(batch: dict) -> dict:
     return out
 
 
+def keep_max_variance_samples(batch: dict, group_size: int, keep: int) -> dict:
+    """Per group, only the ``keep`` samples whose rewards vary most are trained on; the rest get advantage 0.
+
+    Sampling is cheap on a CPU and the training passes are not, so a group is
+    sampled wide (``group_size``) and trained narrow (``keep``): the highest- and
+    lowest-scored samples, split where their variance is largest (the rule of
+    Xu et al. 2025, "Not All Rollouts are Useful", PODS). Their advantages are
+    re-centred on the kept samples' mean, and ``num_items_in_batch`` becomes the
+    kept samples' token count, as if only they had been drawn. The zeroed rows
+    are then dropped by ``drop_uninformative_rows``.
+
+    >>> import torch
+    >>> b = {"advantages": torch.tensor([1.0, 0.25, -0.25, -1.0]), "completion_mask": torch.ones(4, 3),
+    ...      "num_items_in_batch": torch.tensor(12)}
+    >>> out = keep_max_variance_samples(b, group_size=4, keep=2)
+    >>> out["advantages"].tolist(), int(out["num_items_in_batch"])
+    ([1.0, 0.0, 0.0, -1.0], 6)
+    """
+    import torch
+
+    advantages = batch["advantages"]
+    if keep >= group_size or advantages.ndim != 1 or len(advantages) % group_size:
+        return batch
+    groups = advantages.reshape(-1, group_size)
+    order = groups.argsort(dim=1, descending=True)
+    new = torch.zeros_like(groups)
+    kept = torch.zeros_like(groups, dtype=torch.bool)
+    for g in range(len(groups)):
+        values = groups[g, order[g]]
+        best, best_var = 0, -1.0
+        for top in range(keep + 1):  # the top `top` samples and the bottom `keep - top`
+            chosen = torch.cat([values[:top], values[group_size - (keep - top):]])
+            var = float(chosen.var(unbiased=False))
+            if var > best_var + 1e-12:
+                best, best_var = top, var
+        idx = torch.cat([order[g, :best], order[g, group_size - (keep - best):]])
+        kept[g, idx] = True
+        new[g, idx] = groups[g, idx] - groups[g, idx].mean()
+    out = dict(batch)
+    out["advantages"] = new.reshape(-1)
+    if "num_items_in_batch" in batch:
+        tokens = batch["completion_mask"][kept.reshape(-1)].sum()
+        out["num_items_in_batch"] = torch.as_tensor(tokens, dtype=torch.as_tensor(batch["num_items_in_batch"]).dtype)
+    return out
+
+
 def _grpo_trainer_class():
     """TRL's GRPOTrainer with three savings that leave the policy gradient as it was.
 
@@ -320,6 +366,7 @@ def _grpo_trainer_class():
 
         skip_uninformative_rows = True
         reference_after_dropping = True
+        train_samples_per_group = 0  # 0: every sample; else max-variance down-sampling (keep_max_variance_samples)
 
         def _generate_and_score_completions(self, inputs):
             # The reference log-probs (for the KL term) are computed here after the uninformative samples are
@@ -345,6 +392,8 @@ def _grpo_trainer_class():
             # Only when the whole generation batch is one training batch (one slice per generation).
             if self.skip_uninformative_rows and self.model.training and self.args.steps_per_generation == 1:
                 before = len(batch["advantages"])
+                if 0 < self.train_samples_per_group < self.num_generations:
+                    batch = keep_max_variance_samples(batch, self.num_generations, self.train_samples_per_group)
                 batch = drop_uninformative_rows(batch)
                 self._metrics["train"]["trained_fraction"].append(len(batch["advantages"]) / before)
             if late_reference:
@@ -433,6 +482,8 @@ def build_grpo_trainer(settings: cfg.GRPOSettings, model, tokenizer, train_rows,
     trainer = trainer_class(model=model, reward_funcs=funcs, args=args, train_dataset=dataset,
                             processing_class=tokenizer, peft_config=peft, callbacks=list(callbacks))
     trainer.skip_uninformative_rows = settings.skip_uninformative
+    if hasattr(trainer, "train_samples_per_group"):
+        trainer.train_samples_per_group = settings.train_samples_per_group
     return trainer
 
 

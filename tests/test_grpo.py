@@ -183,3 +183,28 @@ def test_reference_log_probs_after_dropping_equal_trls_for_the_kept_samples(tiny
     torch.testing.assert_close(batches[True]["completion_ids"], batches[False]["completion_ids"])
     torch.testing.assert_close(batches[True]["ref_per_token_logps"], batches[False]["ref_per_token_logps"],
                                atol=1e-5, rtol=1e-4)
+
+
+def test_max_variance_down_sampling_trains_on_the_chosen_samples_only(tiny_model_dir, tmp_path):
+    """Groups of 4 sampled, 2 of each trained: the best and the worst, re-centred; the loss normaliser follows."""
+    settings = _settings(tiny_model_dir, beta=0.05, num_iterations=1, max_steps=1, batch_size=8, seed=3,
+                         train_samples_per_group=2)
+    model, tokenizer, _ = grpo.load_policy(settings, None)
+    trainer = grpo.build_grpo_trainer(settings, model, tokenizer, ROWS, tmp_path)
+    assert trainer.train_samples_per_group == 2
+    seen = []
+    generate = trainer._generate_and_score_completions
+
+    def spy(inputs):
+        batch = generate(inputs)
+        seen.append(batch)
+        return batch
+
+    trainer._generate_and_score_completions = spy
+    trainer.train()
+    batch = seen[0]
+    assert 1 <= len(batch["advantages"]) <= 4, "more than 2 samples of a group 4 were trained"
+    # the loss normaliser counts the 2 x 2 chosen samples' tokens, not the 8 drawn
+    assert int(batch["completion_mask"].sum()) <= int(batch["num_items_in_batch"]) <= 2 * 2 * settings.max_new_tokens
+    with pytest.raises(ValueError, match="train_samples_per_group"):
+        _settings(tiny_model_dir, train_samples_per_group=-1)

@@ -5,10 +5,10 @@ from fractions import Fraction
 
 import pytest
 
-from helpers import answers, evaluate, rewards
+from helpers import answers, evaluate, grpo, rewards
 
 
-@pytest.mark.parametrize("module", [answers, evaluate, rewards])
+@pytest.mark.parametrize("module", [answers, evaluate, rewards, grpo])
 def test_docstring_examples(module):
     result = doctest.testmod(module)
     assert result.failed == 0 and result.attempted > 0
