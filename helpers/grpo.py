@@ -335,7 +335,7 @@ def keep_max_variance_samples(batch: dict, group_size: int, keep: int) -> dict:
 
 
 def _grpo_trainer_class():
-    """TRL's GRPOTrainer with three savings that leave the policy gradient as it was.
+    """TRL's GRPOTrainer with four savings that leave the policy gradient as it was, and one that trains less.
 
     - The LoRA adapter is merged into the weights while sampling. Unmerged,
       every forward pass during generation runs seven extra low-rank matmuls
@@ -346,6 +346,10 @@ def _grpo_trainer_class():
       (see ``reuses_first_pass_log_probs``).
     - Samples with a zero advantage are dropped before the training passes,
       which are most of a CPU step (see ``drop_uninformative_rows``).
+    - The KL reference log-probs are computed after that, for the kept samples
+      only, instead of by TRL for every sample before the advantages are known.
+    - With ``train_samples_per_group`` set, only that many samples of each group
+      are trained on, those whose rewards vary most (``keep_max_variance_samples``).
     It also corrects TRL's count of all-equal groups (``frac_reward_zero_std``).
     """
     from trl import GRPOTrainer
@@ -389,11 +393,12 @@ def _grpo_trainer_class():
                 if zero and len(adv) % self.num_generations == 0:
                     groups = adv.reshape(-1, self.num_generations).amax(dim=1) < ADVANTAGE_TOLERANCE
                     zero[-1] = groups.float().mean().item()
+            if self.model.training and 0 < self.train_samples_per_group < self.num_generations:
+                # Zeroes the advantages of the samples not chosen; valid however the batch is sliced later.
+                batch = keep_max_variance_samples(batch, self.num_generations, self.train_samples_per_group)
             # Only when the whole generation batch is one training batch (one slice per generation).
             if self.skip_uninformative_rows and self.model.training and self.args.steps_per_generation == 1:
                 before = len(batch["advantages"])
-                if 0 < self.train_samples_per_group < self.num_generations:
-                    batch = keep_max_variance_samples(batch, self.num_generations, self.train_samples_per_group)
                 batch = drop_uninformative_rows(batch)
                 self._metrics["train"]["trained_fraction"].append(len(batch["advantages"]) / before)
             if late_reference:
