@@ -18,16 +18,25 @@ Rewards (weights per preset in helpers.config, the seed's "reward weights"):
   (packaged all-MiniLM-L6-v2), or token F1 when it is absent.
 - ``length``: 0 for a finished answer within budget, down to -1 for an answer
   cut off at the token limit (rambling earns less than stopping).
+- ``arithmetic``: the share of the worked solution's checkable equations
+  (``4/36 = 1/9``, ``C(6, 2) = 15``) that are true, checked exactly with
+  fractions. The final answer is all-or-nothing, so in a group whose samples
+  are all wrong it gives GRPO nothing; this reward still prefers the sample
+  that slipped less.
 
 Used in 04_grpo_train (helpers.grpo) and 05_compare.
 """
 
 from __future__ import annotations
 
+import ast
 import functools
 import logging
+import math
 import random
+import re
 import statistics
+from fractions import Fraction
 
 from helpers.answers import answers_equal, extract_final_answer
 from helpers.evaluate import (embedding_similarity, is_numeric_record, score_format, score_numeric,
@@ -111,6 +120,148 @@ def similarity(completions, answer=None, final_answer=None, **kwargs) -> list[fl
     return out
 
 
+# An arithmetic expression as the worked solutions write one: numbers, + - × ÷ / ^ %, brackets, C(n, k), P(n, k),
+# gcd(a, b), and $ signs. Letters other than those function names end it.
+_EXPR = r"(?:(?:C|P|gcd)\(|[\d\s.+\-*/×÷·^()%$,!−–])+"
+_LEFT_EXPR = re.compile(_EXPR + r"$")
+_RIGHT_EXPR = re.compile(r"^" + _EXPR)
+_OPERATOR = re.compile(r"[+\-*/×÷·^%!−–]|\b(?:C|P|gcd)\(|\d\s*\(|\)\s*\(")
+_MAX_CHECKED = 40
+
+
+def _top_level_parts(text: str) -> list[str]:
+    """``text`` split at commas outside brackets (``C(6, 3)`` stays whole)."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
+
+
+def _python_expression(text: str) -> str:
+    text = text.replace("$", "").replace("−", "-").replace("–", "-")
+    # a written fraction is one number (1/8 ÷ 1/4, 2 × 3/4), except next to a power (4/7^4 is 4/(7^4))
+    text = re.sub(r"(?<![\d.^])(\d+)\s*/\s*(\d+)(?![\d.]|\s*\^)", r"(\1/\2)", text)
+    text = text.replace("×", "*").replace("·", "*").replace("÷", "/").replace("^", "**")
+    text = re.sub(r"(\d+(?:\.\d+)?)\s*%", r"(\1/100)", text)
+    text = re.sub(r"(\d+)!", r"factorial(\1)", text)
+    text = re.sub(r"\bC\(", "comb(", text)
+    text = re.sub(r"\bP\(", "perm(", text)
+    return re.sub(r"(\d|\))\s*\(", r"\1*(", text)  # implicit products: C(6, 3) (1/6)^3, 2(3 + 4)
+
+
+def _exact_value(node):
+    """Evaluate a parsed expression with fractions; ValueError for anything outside plain arithmetic."""
+    if isinstance(node, ast.Expression):
+        return _exact_value(node.body)
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        return Fraction(str(node.value))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        value = _exact_value(node.operand)
+        return -value if isinstance(node.op, ast.USub) else value
+    if isinstance(node, ast.BinOp):
+        a, b = _exact_value(node.left), _exact_value(node.right)
+        if isinstance(node.op, ast.Add):
+            return a + b
+        if isinstance(node.op, ast.Sub):
+            return a - b
+        if isinstance(node.op, ast.Mult):
+            return a * b
+        if isinstance(node.op, ast.Div):
+            if b == 0:
+                raise ValueError("division by zero")
+            return a / b
+        if isinstance(node.op, ast.Pow) and b.denominator == 1 and abs(b) <= 64 and abs(a.numerator) < 10**6:
+            if a == 0 and b < 0:
+                raise ValueError("zero to a negative power")
+            return a ** int(b)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
+        fn = {"comb": math.comb, "perm": math.perm, "gcd": math.gcd, "factorial": math.factorial}.get(node.func.id)
+        args = [_exact_value(a) for a in node.args]
+        arity = 1 if node.func.id == "factorial" else 2
+        if fn and len(args) == arity and all(a.denominator == 1 and 0 <= a <= 1000 for a in args):
+            return Fraction(fn(*(int(a) for a in args)))
+    raise ValueError("not plain arithmetic")
+
+
+def _value(text: str):
+    """(value, decimals written) of an arithmetic expression, or None when it is not one."""
+    text = text.strip()
+    if not text or not re.search(r"\d", text):
+        return None
+    try:
+        value = _exact_value(ast.parse(_python_expression(text), mode="eval"))
+    except (SyntaxError, ValueError, TypeError, ZeroDivisionError, OverflowError, RecursionError):
+        return None
+    decimals = max((len(d) for d in re.findall(r"\.(\d+)", text)), default=0)
+    return value, decimals
+
+
+def check_equations(text: str) -> tuple[int, int]:
+    """(true, false) counts of the checkable equations in a worked solution.
+
+    An equation is checked when both sides of an ``=`` are plain arithmetic and
+    the left side is a calculation (has an operator) or continues a chain
+    (``a = b = c``); ``20% of 50 = 10`` or ``E[X] = 7/2`` are not checked, so a
+    correct sentence is never counted as a slip. Decimals are compared to the
+    precision written (``1/3 = 0.33`` is true).
+
+    >>> check_equations("P = 4/52 × 4/51 = 16/2652 = 4/663.\\nAnswer: 4/663")
+    (2, 0)
+    >>> check_equations("There are 6 × 6 = 36 outcomes. P = 4/36 = 1/6.")
+    (1, 1)
+    >>> check_equations("C(6, 3) (1/6)^3 (5/6)^3 = 2500/46656 = 625/11664; 8 - 1 = 7, so 20% of 50 = 10")
+    (3, 0)
+    """
+    text = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", text)  # 1,000 -> 1000
+    text = re.sub(r"[<>!=]=|==", " ", text)
+    right = wrong = 0
+    positions = [m.start() for m in re.finditer("=", text)][:_MAX_CHECKED]
+    for i in positions:
+        left_match = _LEFT_EXPR.search(text[:i])
+        right_match = _RIGHT_EXPR.match(text[i + 1:])
+        if not left_match or not right_match:
+            continue
+        start = left_match.start()
+        if start and not left_match.group(0)[0].isspace() and (text[start - 1].isalpha() or text[start - 1] in "])|"):
+            continue  # Φ(-1.96) = ..., sqrt(100 × 0.25) = ...: a function this checker does not know
+        left_parts = _top_level_parts(left_match.group(0))
+        left = left_parts[-1].split("\n")[-1]
+        before = text[:left_match.start()] + ",".join(left_parts[:-1])
+        chained = len(left_parts) == 1 and before.rstrip().endswith("=")
+        if not (_OPERATOR.search(left.strip().lstrip("-−–")) or chained):
+            continue
+        right_side = _top_level_parts(right_match.group(0))[0].split("\n")[0].strip().rstrip(".")
+        a, b = _value(left), _value(right_side)
+        if a is None or b is None:
+            continue
+        written = [d for d in (a[1], b[1]) if d]
+        decimals = min(written) if written else 0  # a rounded side is as precise as it is written
+        tolerance = Fraction(1, 2 * 10 ** decimals) if decimals else 0
+        if abs(a[0] - b[0]) <= tolerance:
+            right += 1
+        else:
+            wrong += 1
+    return right, wrong
+
+
+def arithmetic(completions, **kwargs) -> list[float | None]:
+    """The share of a completion's checkable equations that are true; None when it has none to check.
+
+    >>> arithmetic(["6 × 7 = 42.\\nAnswer: 42", "6 × 7 = 48.\\nAnswer: 48", "6 × 7 = 42, 42 + 1 = 44", "It is 42."])
+    [1.0, 0.0, 0.5, None]
+    """
+    out = []
+    for completion in completions:
+        right, wrong = check_equations(completion_text(completion))
+        out.append(right / (right + wrong) if right + wrong else None)
+    return out
+
+
 def make_length_penalty(max_new_tokens: int, soft_fraction: float = 0.75):
     """A length reward: 0 up to ``soft_fraction`` of the budget, then down to -0.5 at the limit,
     and -1 for a completion cut off at the limit without an ``Answer:`` line.
@@ -183,6 +334,7 @@ def reward_functions(weights: dict[str, float], max_new_tokens: int) -> tuple[li
         "format": format_reward,
         "similarity": similarity,
         "length": make_length_penalty(max_new_tokens),
+        "arithmetic": arithmetic,
     }
     unknown = set(weights) - set(available)
     if unknown:
@@ -278,5 +430,5 @@ def reward_sanity_check(records: list[dict], weights: dict[str, float], max_new_
 
 
 # answers_equal and is_numeric_record are re-exported for notebooks that grade by hand.
-__all__ = ["correctness", "format_reward", "similarity", "make_length_penalty", "robust", "reward_functions",
+__all__ = ["correctness", "format_reward", "similarity", "arithmetic", "check_equations", "make_length_penalty", "robust", "reward_functions",
            "combined_reward", "reward_sanity_check", "RewardsCannotSeparate", "answers_equal", "is_numeric_record"]

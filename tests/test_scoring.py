@@ -82,6 +82,51 @@ def test_similarity_reward_prefers_the_right_explanation():
     assert rewards.similarity([GOOD], answer=["x"], final_answer=["1/6"]) == [None]
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("P = 4/52 × 4/51 = 16/2652 = 4/663.\nAnswer: 4/663", (2, 0)),
+    ("P = 4/36 = 1/6.\nAnswer: 1/6", (0, 1)),  # the slip the SFT model makes
+    ("(12 + 12) × 5 = 24 × 5 = 120.", (2, 0)),
+    ("(12 + 12) × 5 = 24 × 5 = 125.", (1, 1)),
+    ("P(X = 3) = C(6, 3) (1/6)^3 (5/6)^3 = 2500/46656 = 625/11664.", (2, 0)),
+    ("P = 1/8 ÷ 1/4 = 1/2, and 1 ÷ 1/3 = 3", (2, 0)),  # a written fraction is one number
+    ("7 × 6 × 5 × 4/7^4 = 840/2401", (1, 0)),  # ... except next to a power
+    ("C(52, 5) = (52 × 51 × 50 × 49 × 48) / 5! = 2,598,960.", (2, 0)),
+    ("0.6065 - 0.2231 = 0.383", (1, 0)),  # rounded to the precision written
+    ("0.6065 - 0.2231 = 0.39", (0, 1)),
+    ("91 - 41: 91 - 40 = 51, 51 - 1 = 50.", (2, 0)),
+    ("20% of 50 = 10; E[X] = 7/2; Φ(-1.96) = 1 - 0.975 = 0.025", (1, 0)),  # only the last is a calculation
+    ("gcd(4, 44) = 4, so 4/44 = (4 ÷ 4)/(44 ÷ 4) = 1/11.", (3, 0)),
+    ("The answer is 42.", (0, 0)),
+    ("", (0, 0)),
+    ("= = 3 + = (4 = 5 ** 99999 = 10^99999 = 1/0 = C(5000, 2)", (0, 0)),  # malformed: nothing checkable, no error
+])
+def test_check_equations_on_worked_solutions(text, expected):
+    assert rewards.check_equations(text) == expected
+
+
+def test_every_reference_solution_passes_the_arithmetic_check():
+    """A reward that marks the data's own solutions as slips would teach the model to avoid correct steps."""
+    import json
+
+    from helpers.models import REPO_ROOT
+
+    rows = [r for name in ("sft_train.json", "grpo_train.json")
+            for r in json.loads((REPO_ROOT / "data" / "training_data" / name).read_text())]
+    checked = [rewards.check_equations(r["answer"]) for r in rows]
+    assert not [r["answer"] for r, (_, wrong) in zip(rows, checked) if wrong]
+    assert sum(right > 0 for right, _ in checked) > 0.8 * len(rows)
+
+
+def test_arithmetic_reward_prefers_fewer_slips_and_skips_what_it_cannot_check():
+    convs = [[{"role": "assistant", "content": c}] for c in ("2 × 3 = 6, 6 + 1 = 7", "2 × 3 = 6, 6 + 1 = 8",
+                                                             "2 × 3 = 5, 6 + 1 = 8", "It is 7.")]
+    assert rewards.arithmetic(convs) == [1.0, 0.5, 0.0, None]
+    funcs, weights = rewards.reward_functions({"correctness": 1.0, "arithmetic": 0.3}, 64)
+    assert [f.__name__ for f in funcs] == ["correctness", "arithmetic"] and weights == [1.0, 0.3]
+    for bad in MALFORMED:
+        assert rewards.robust(rewards.arithmetic)([bad]) == [None]
+
+
 def test_a_raising_reward_scores_items_as_missing_and_counts_them():
     def fragile(completions, **kwargs):
         return [1.0 if rewards.completion_text(c).startswith("A") else 0.0 for c in completions]
