@@ -116,7 +116,6 @@ class GRPOSettings(CommonSettings):
     difficulties: tuple[str, ...] = ()  # train only on prompts of these difficulties (easy/medium/hard); (): all
     skip_uninformative: bool = True  # train only on samples whose advantage is not 0 (see grpo.drop_uninformative_rows)
     train_samples_per_group: int = 0  # 0: all; else train on this many of each group, those whose rewards vary most
-    greedy_in_group: bool = False  # each group's first sample is the greedy answer, the one evaluation scores
 
 
 _CPU_NOTE_4BIT = (

@@ -38,12 +38,11 @@ from helpers.runs import RunPaths, TrainingLog, check_output_path, finish_run, l
 
 LOG_COLUMNS = ["step", "reward", "reward_std", "correctness", "format", "similarity", "length", "arithmetic",
                "frac_zero_std", "kl", "loss", "completion_length", "clipped_ratio", "entropy", "trained_fraction",
-               "greedy_correctness", "step_time", "elapsed_s"]
+               "step_time", "elapsed_s"]
 _METRIC_MAP = {
     "reward": "reward", "reward_std": "reward_std", "frac_zero_std": "frac_reward_zero_std", "kl": "kl",
     "loss": "loss", "completion_length": "completions/mean_length", "clipped_ratio": "completions/clipped_ratio",
-    "entropy": "entropy", "trained_fraction": "trained_fraction", "greedy_correctness": "greedy_correctness",
-    "step_time": "step_time",
+    "entropy": "entropy", "trained_fraction": "trained_fraction", "step_time": "step_time",
     "correctness": "rewards/correctness/mean", "format": "rewards/format/mean",
     "similarity": "rewards/similarity/mean", "length": "rewards/length/mean", "arithmetic": "rewards/arithmetic/mean",
 }
@@ -289,31 +288,7 @@ def drop_uninformative_rows(batch: dict) -> dict:
     return out
 
 
-def greedy_anchored(greedy: list, samples: list, group_size: int) -> list:
-    """Groups whose first member is the greedy completion and the rest are samples, in TRL's group order.
-
-    The evaluation scores the greedy answer, and sampled GRPO only reaches it
-    indirectly: it raises the probability of right samples and lowers that of
-    wrong ones, which moves the argmax only where the two happen to meet. With
-    the greedy answer in the group, a wrong greedy answer is pushed down and the
-    group's right samples up in the same update, and a right one is reinforced
-    against its group's wrong samples. (ReMax, Li et al. 2023, uses the greedy
-    answer's reward as the baseline for the same reason.)
-
-    >>> greedy_anchored([["g1"], ["g2"]], [["a"], ["b"], ["c"], ["d"]], group_size=3)
-    [['g1'], ['a'], ['b'], ['g2'], ['c'], ['d']]
-    """
-    per_group = group_size - 1
-    if len(samples) != len(greedy) * per_group:
-        raise ValueError(f"{len(samples)} samples for {len(greedy)} groups of {group_size}: need {per_group} each")
-    out = []
-    for g, first in enumerate(greedy):
-        out.append(first)
-        out.extend(samples[g * per_group:(g + 1) * per_group])
-    return out
-
-
-def keep_max_variance_samples(batch: dict, group_size: int, keep: int, prefer_first: bool = False) -> dict:
+def keep_max_variance_samples(batch: dict, group_size: int, keep: int) -> dict:
     """Per group, only the ``keep`` samples whose rewards vary most are trained on; the rest get advantage 0.
 
     Sampling is cheap on a CPU and the training passes are not, so a group is
@@ -322,9 +297,7 @@ def keep_max_variance_samples(batch: dict, group_size: int, keep: int, prefer_fi
     Xu et al. 2025, "Not All Rollouts are Useful", PODS). Their advantages are
     re-centred on the kept samples' mean, and ``num_items_in_batch`` becomes the
     kept samples' token count, as if only they had been drawn. The zeroed rows
-    are then dropped by ``drop_uninformative_rows``. With ``prefer_first`` the
-    group's first sample (the greedy one, see ``greedy_anchored``) is chosen
-    over any sample with the same reward.
+    are then dropped by ``drop_uninformative_rows``.
 
     >>> import torch
     >>> b = {"advantages": torch.tensor([1.0, 0.25, -0.25, -1.0]), "completion_mask": torch.ones(4, 3),
@@ -351,11 +324,6 @@ def keep_max_variance_samples(batch: dict, group_size: int, keep: int, prefer_fi
             if var > best_var + 1e-12:
                 best, best_var = top, var
         idx = torch.cat([order[g, :best], order[g, group_size - (keep - best):]])
-        if prefer_first and 0 not in idx.tolist():  # a tie with the greedy sample: train on the greedy one
-            ties = [k for k, j in enumerate(idx.tolist()) if abs(float(groups[g, j] - groups[g, 0])) < 1e-6]
-            if ties:
-                idx = idx.clone()
-                idx[ties[0]] = 0
         kept[g, idx] = True
         new[g, idx] = groups[g, idx] - groups[g, idx].mean()
     out = dict(batch)
@@ -388,53 +356,17 @@ def _grpo_trainer_class():
     from trl.models.utils import disable_gradient_checkpointing
 
     class WorkbookGRPOTrainer(GRPOTrainer):
-        greedy_in_group = False  # the first sample of each group is the greedy completion (greedy_anchored)
-        recorder = None  # a SampleRecorder: its correctness scores give the greedy answers' accuracy
-
-        def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations,
-                                  has_tool_images=False):
+        def _generate_single_turn(self, *args, **kwargs):
             model = self.model
             can_merge = hasattr(model, "merge_adapter") and not getattr(model, "is_loaded_in_4bit", False) \
                 and not getattr(model, "is_loaded_in_8bit", False) and self.accelerator.num_processes == 1
-            anchored = self.greedy_in_group and model.training and num_generations > 1 and not images \
-                and not multimodal_fields and not self.use_vllm and not self.use_transformers_continuous_batching \
-                and len(prompt_ids) % num_generations == 0
-            if can_merge:
-                model.merge_adapter()
+            if not can_merge:
+                return super()._generate_single_turn(*args, **kwargs)
+            model.merge_adapter()
             try:
-                if not anchored:
-                    return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
-                                                         has_tool_images)
-                sampled = [ids for i, ids in enumerate(prompt_ids) if i % num_generations]
-                samples, _ = super()._generate_single_turn(sampled, images, multimodal_fields, num_generations,
-                                                           has_tool_images)
-                greedy = self._greedy_completions(prompt_ids[::num_generations])
-                return greedy_anchored(greedy, samples, num_generations), None
+                return super()._generate_single_turn(*args, **kwargs)
             finally:
-                if can_merge:
-                    model.unmerge_adapter()
-
-        def _greedy_completions(self, prompt_ids):
-            """The policy's greedy completion of each prompt, cut after the first EOS as TRL cuts samples."""
-            import copy
-
-            import torch
-            from trl.trainer.utils import pad
-
-            config = copy.deepcopy(self.generation_config)
-            config.do_sample, config.temperature, config.top_p, config.top_k, config.min_p = False, None, None, None, None
-            tensors = [torch.tensor(ids) for ids in prompt_ids]
-            ids = pad(tensors, padding_value=self._tokenizer.pad_token_id, padding_side="left")
-            mask = pad([torch.ones_like(t) for t in tensors], padding_value=0, padding_side="left")
-            device = self.accelerator.device
-            with torch.no_grad():
-                out = self.accelerator.unwrap_model(self.model).generate(
-                    input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=config)
-            completions = []
-            for row in out[:, ids.size(1):].tolist():
-                cut = next((k for k, t in enumerate(row) if t in self.eos_token_ids), None)
-                completions.append(row if cut is None else row[:cut + 1])
-            return completions
+                model.unmerge_adapter()
 
         skip_uninformative_rows = True
         reference_after_dropping = True
@@ -461,15 +393,9 @@ def _grpo_trainer_class():
                 if zero and len(adv) % self.num_generations == 0:
                     groups = adv.reshape(-1, self.num_generations).amax(dim=1) < ADVANTAGE_TOLERANCE
                     zero[-1] = groups.float().mean().item()
-            if self.model.training and self.greedy_in_group and self.recorder is not None:
-                scores = self.recorder.latest.get("correctness") or []
-                greedy = [float(x or 0.0) for x in scores[::self.num_generations]]
-                if greedy:  # the fresh prompts' greedy accuracy: what the evaluation will measure
-                    self._metrics["train"]["greedy_correctness"].append(sum(greedy) / len(greedy))
             if self.model.training and 0 < self.train_samples_per_group < self.num_generations:
                 # Zeroes the advantages of the samples not chosen; valid however the batch is sliced later.
-                batch = keep_max_variance_samples(batch, self.num_generations, self.train_samples_per_group,
-                                                  prefer_first=self.greedy_in_group)
+                batch = keep_max_variance_samples(batch, self.num_generations, self.train_samples_per_group)
             # Only when the whole generation batch is one training batch (one slice per generation).
             if self.skip_uninformative_rows and self.model.training and self.args.steps_per_generation == 1:
                 before = len(batch["advantages"])
@@ -563,10 +489,6 @@ def build_grpo_trainer(settings: cfg.GRPOSettings, model, tokenizer, train_rows,
     trainer.skip_uninformative_rows = settings.skip_uninformative
     if hasattr(trainer, "train_samples_per_group"):
         trainer.train_samples_per_group = settings.train_samples_per_group
-        trainer.greedy_in_group = settings.greedy_in_group
-        trainer.recorder = recorder
-    elif settings.greedy_in_group:
-        raise ValueError("greedy_in_group: needs the workbook's trainer (merge_for_sampling=True)")
     return trainer
 
 

@@ -66,11 +66,10 @@ def plot_grpo_curves(rows: list[dict], title: str = "GRPO"):
             hi = [m + s for m, s in zip(ys, std)]
             ax_r.fill_between(xs, lo, hi, color="tab:green", alpha=0.1, label="± std within groups")
         ax_r.legend(fontsize=8)
-    for key, color, label in (("correctness", "tab:purple", "correctness (samples)"),
-                              ("greedy_correctness", "black", "correctness (greedy answers)")):
+    for key, color in (("correctness", "tab:purple"), ("arithmetic", "tab:orange")):
         cx, cy = _series(rows, key)
         if cx:
-            ax_r.plot(cx, smooth(cy), color=color, linestyle="--", label=label)
+            ax_r.plot(cx, smooth(cy), color=color, linestyle="--", label=key)
             ax_r.legend(fontsize=8)
     ax_r.set_title("reward")
     kx, ky = _series(rows, "kl")

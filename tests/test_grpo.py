@@ -25,7 +25,7 @@ def train_file(tmp_path):
 def _settings(model_dir, preset="fast_test", **kw):
     base = dict(model_name=str(model_dir), max_steps=3, batch_size=4, num_generations=4, max_new_tokens=12,
                 lr=5e-2, logging_steps=1, save_steps=3, beta=0.05, warmup_ratio=0.0,
-                reward_weights={"correctness": 1.0, "format": 0.5, "similarity": 1.0, "length": 0.5},
+                reward_weights={"correctness": 1.0, "format": 0.5, "similarity": 1.0, "length": 0.5, "arithmetic": 0.5},
                 mask_truncated_completions=False, max_train_examples=0)
     base.update(kw)
     return config.resolve(preset, "grpo", device=config.DeviceInfo(), **base)
@@ -209,43 +209,3 @@ def test_max_variance_down_sampling_trains_on_the_chosen_samples_only(tiny_model
     with pytest.raises(ValueError, match="train_samples_per_group"):
         _settings(tiny_model_dir, train_samples_per_group=-1)
 
-
-def test_greedy_in_group_puts_the_policys_greedy_answer_first_in_every_group(tiny_model_dir, tmp_path):
-    """Each group's first completion is the greedy decode of its prompt; the others are samples; it is logged."""
-    from transformers import AutoTokenizer
-
-    settings = _settings(tiny_model_dir, beta=0.0, num_iterations=1, batch_size=8, seed=3, greedy_in_group=True,
-                         temperature=1.0, skip_uninformative=False)
-    model, tokenizer, _ = grpo.load_policy(settings, None)
-    recorder = grpo.SampleRecorder()
-    trainer = grpo.build_grpo_trainer(settings, model, tokenizer, ROWS, tmp_path, recorder=recorder)
-    assert trainer.greedy_in_group
-    trainer.model.train()
-    prompts = [trainer.train_dataset[i] for i in (0, 5) for _ in range(settings.num_generations)]
-    torch.manual_seed(0)
-    batch = trainer._generate_and_score_completions(prompts)
-    assert len(recorder.latest["completions"]) == len(prompts)
-    # the adapter starts at zero, so the policy's greedy answer is the plain tiny model's
-    plain = load_base_model(str(tiny_model_dir))
-    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    for g, row in enumerate((ROWS[0], ROWS[5])):
-        text = tok.apply_chat_template([{"role": "user", "content": row["question"]}], tokenize=False,
-                                       add_generation_prompt=True)
-        ids = tok(text, return_tensors="pt", add_special_tokens=False).input_ids
-        out = plain.generate(ids, max_new_tokens=settings.max_new_tokens, do_sample=False,
-                             pad_token_id=tok.pad_token_id or tok.eos_token_id)[0, ids.shape[1]:].tolist()
-        first = batch["completion_ids"][g * settings.num_generations]
-        n = int(batch["completion_mask"][g * settings.num_generations].sum())
-        assert first[:n].tolist() == out[:n], f"group {g}: the first completion is not the greedy one"
-        rest = {tuple(batch["completion_ids"][g * settings.num_generations + k].tolist()) for k in range(1, 4)}
-        assert len(rest) > 1 or tuple(first.tolist()) not in rest, "the other members should be samples"
-    assert trainer._metrics["train"]["greedy_correctness"], "the greedy answers' accuracy was not logged"
-
-
-def test_max_variance_prefers_the_greedy_sample_among_ties():
-    batch = {"advantages": torch.tensor([-0.5, 1.5, -0.5, -0.5]), "completion_mask": torch.ones(4, 2),
-             "num_items_in_batch": torch.tensor(8)}
-    plain = grpo.keep_max_variance_samples(batch, group_size=4, keep=2)
-    anchored = grpo.keep_max_variance_samples(batch, group_size=4, keep=2, prefer_first=True)
-    assert plain["advantages"][0] == 0 and plain["advantages"][1] > 0
-    assert anchored["advantages"].tolist() == [-1.0, 1.0, 0.0, 0.0]
