@@ -41,9 +41,48 @@ def format_final_answer(value: int | Fraction) -> str:
     return f"{value.numerator}/{value.denominator}"
 
 
-def answer_line(value: int | Fraction) -> str:
-    """The closing line of every worked solution: ``Answer: 3/8``."""
-    return f"{ANSWER_PREFIX} {format_final_answer(value)}"
+ANSWER_FORMS = ("fraction", "decimal", "percent")
+
+
+def terminates(value: int | Fraction) -> bool:
+    """Whether the value has a finite decimal expansion (denominator of only 2s and 5s)."""
+    den = Fraction(value).denominator
+    for p in (2, 5):
+        while den % p == 0:
+            den //= p
+    return den == 1
+
+
+def format_as(value: int | Fraction, form: str = "fraction") -> str:
+    """The value in the form a question asked for: ``3/8``, ``0.375`` or ``37.5%``.
+
+    Decimal and percent forms are exact, so they are only written for values
+    whose decimal expansion ends (``terminates``); anything else falls back to
+    the reduced fraction, which is always exact.
+
+    >>> format_as(Fraction(3, 8), "percent"), format_as(Fraction(3, 8), "decimal"), format_as(Fraction(1, 3), "percent")
+    ('37.5%', '0.375', '1/3')
+    """
+    value = Fraction(value)
+    if form not in ANSWER_FORMS:
+        raise ValueError(f"form: one of {', '.join(ANSWER_FORMS)}, got {form!r}")
+    if form == "fraction" or value.denominator == 1 and form == "decimal" or not terminates(value):
+        return format_final_answer(value)
+    scaled = value * 100 if form == "percent" else value
+    digits = 0
+    while (scaled * 10 ** digits).denominator != 1:
+        digits += 1
+    text = f"{float(scaled):.{digits}f}" if digits else str(int(scaled))
+    return text + ("%" if form == "percent" else "")
+
+
+def answer_line(value: int | Fraction, form: str = "fraction") -> str:
+    """The closing line of every worked solution: ``Answer: 3/8`` (or ``Answer: 37.5%`` when asked for).
+
+    >>> answer_line(Fraction(1, 4), "percent")
+    'Answer: 25%'
+    """
+    return f"{ANSWER_PREFIX} {format_as(value, form)}"
 
 
 def parse_number(text: str) -> Fraction | None:

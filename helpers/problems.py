@@ -30,7 +30,7 @@ from fractions import Fraction
 from collections import Counter
 from itertools import permutations, product
 
-from helpers.answers import answer_line, format_final_answer
+from helpers.answers import answer_line, format_as, format_final_answer, terminates
 
 DIFFICULTIES = ("easy", "medium", "hard")
 
@@ -48,10 +48,14 @@ def _f(value) -> str:
     return format_final_answer(Fraction(value))
 
 
-def _record(question: str, lines: list[str], value, /, **params) -> dict:
-    """One problem: the question, the worked solution ending in the answer line, and its params."""
+def _record(question: str, lines: list[str], value, /, form: str = "fraction", **params) -> dict:
+    """One problem: the question, the worked solution ending in the answer line, and its params.
+
+    ``form`` is the form the question asks the answer in (``fraction``,
+    ``decimal``, ``percent``; see ``_ask_form``); ``final_answer`` stays canonical.
+    """
     value = Fraction(value)
-    answer = "\n".join([*lines, answer_line(value)])
+    answer = "\n".join([*lines, answer_line(value, form)])
     return {"question": question, "answer": answer, "final_answer": format_final_answer(value),
             "params": params}
 
@@ -68,6 +72,28 @@ def _hint(rng: random.Random, question: str, value, chance: float = 0.25) -> str
     if Fraction(value).denominator != 1 and rng.random() < chance:
         return f"{question} {rng.choice(_FRACTION_HINTS)}"
     return question
+
+
+# How a question may ask for a probability, and the form the answer line then takes. Used by every
+# probability family so the model learns to read the requested form instead of assuming one.
+_FORM_REQUESTS = {
+    "decimal": ("Give the answer as a decimal.", "Write your answer as a decimal number.",
+                "State the probability as a decimal."),
+    "percent": ("Give the answer as a percentage.", "Express the chance as a percent.",
+                "What is that as a percentage?"),
+}
+
+
+def _ask_form(rng: random.Random, question: str, value, chance: float = 0.3) -> tuple[str, str]:
+    """``(question, form)``: sometimes a request for a decimal or a percent, only when that form is exact.
+
+    The worked solution then ends with the conversion and ``Answer: 0.375`` or
+    ``Answer: 37.5%`` (``answers.format_as``); otherwise the form is ``fraction``.
+    """
+    if terminates(value) and Fraction(value).denominator != 1 and rng.random() < chance:
+        form = rng.choice(("decimal", "percent"))
+        return f"{question} {rng.choice(_FORM_REQUESTS[form])}", form
+    return question, "fraction"
 
 
 def _prob_line(favourable: int, total: int) -> str:
