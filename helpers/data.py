@@ -60,6 +60,7 @@ __all__ = [
     "split_rows",
     "leakage_check",
     "leakage_report",
+    "transfer_leaks",
     "write_json_atomic",
     "write_training_files",
     "file_sha256",
@@ -190,18 +191,23 @@ def _bad_surrogate(text: str) -> str | None:
         return f"\\u{ord(text[exc.start]):04x}"
 
 
-def _check_row(obj: Any) -> tuple[list[str], dict | None]:
-    """Problems with one row, and the row as kept (``source: null`` removed)."""
+def _check_row(obj: Any, labels: dict[str, str] | None = None) -> tuple[list[str], dict | None]:
+    """Problems with one row, and the row as kept (``source: null`` removed).
+
+    ``labels`` names the fields in messages as the user's file names them
+    (``{"question": "problem"}`` after a field mapping).
+    """
     if not isinstance(obj, dict):
         return [f"not an object (got {_type_name(obj)})"], None
+    label = (labels or {}).get
     problems = []
     for name in ("question", "answer"):
         if name not in obj:
-            problems.append(f"missing field: {name}")
+            problems.append(f"missing field: {label(name, name)}")
         elif not isinstance(obj[name], str):
-            problems.append(f"wrong type: {name} is {_type_name(obj[name])}, expected text")
+            problems.append(f"wrong type: {label(name, name)} is {_type_name(obj[name])}, expected text")
         elif not obj[name].strip():
-            problems.append(f"empty field: {name}")
+            problems.append(f"empty field: {label(name, name)}")
     source = obj.get("source")
     if source is not None and not isinstance(source, str):
         problems.append(f"wrong type: source is {_type_name(source)}, expected text")
@@ -209,7 +215,7 @@ def _check_row(obj: Any) -> tuple[list[str], dict | None]:
         if isinstance(obj.get(name), str):
             bad = _bad_surrogate(obj[name])
             if bad:
-                problems.append(f"invalid text: {name} has an unpaired surrogate {bad}")
+                problems.append(f"invalid text: {label(name, name)} has an unpaired surrogate {bad}")
     if problems:
         return problems, None
     try:  # extra fields must survive being written back as UTF-8 JSON
@@ -888,6 +894,32 @@ def summarize(rows: list[dict]) -> dict:
 from helpers.problems import FAMILIES, generate_problems  # noqa: E402,F401
 
 
+def transfer_leaks(rows: list[dict]) -> list[dict]:
+    """Rows whose question repeats a transfer or retention question (empty = none leak).
+
+    Repeats means what it means in ``clean_rows``: the same ``question_key``, or
+    the same numbers/symbols and token-set Jaccard >= 0.9 (helpers.transfer's
+    questions measure wording the model has never seen, so none may be trained
+    on). One dict per leaking row: index, question, transfer_question, source
+    (``transfer:<kind>``), detail. Used by ``build_training_sets`` (01_data_prep).
+    """
+    from helpers.transfer import retention_candidates, transfer_set  # here: helpers.transfer imports this module
+
+    held = transfer_set() + retention_candidates()
+    rows = list(rows)
+    index = _QuestionIndex([r["question"] for r in held] + [_question(r) for r in rows])
+    for j, r in enumerate(held):
+        index.add(j, r["question"])
+    out = []
+    for i, row in enumerate(rows):
+        match = index.find(_question(row))
+        if match is not None:
+            out.append({"index": i, "question": _preview(_question(row)),
+                        "transfer_question": _preview(held[match[0]]["question"]),
+                        "source": held[match[0]]["source"], "detail": match[1]})
+    return out
+
+
 def build_training_sets(rows: list[dict], val_fraction: float, grpo_fraction: float, seed: int,
                         grpo_concepts: bool = False) -> dict[str, list[dict]]:
     """The four files the seed names, from one cleaned pool of rows.
@@ -897,12 +929,19 @@ def build_training_sets(rows: list[dict], val_fraction: float, grpo_fraction: fl
     rest is divided so GRPO practises on problems SFT never saw (a policy
     cannot improve by reward on answers it has memorised). GRPO gets only rows
     it can reward exactly (``final_answer``), plus concept rows when
-    ``grpo_concepts`` (rewarded by similarity).
+    ``grpo_concepts`` (rewarded by similarity). Raises ``ValueError`` when a row
+    repeats a transfer question (``transfer_leaks``).
 
     Used in 01_data_prep.
     """
     if not 0 <= grpo_fraction < 1:
         raise ValueError(f"grpo_fraction: must be in [0, 1), got {grpo_fraction!r}")
+    leaks = transfer_leaks(rows)
+    if leaks:
+        first = leaks[0]
+        raise ValueError(f"{len(leaks)} row(s) repeat a transfer question, which must never be trained on; "
+                         f"first: row index {first['index']} {first['question']!r} ({first['detail']} with "
+                         f"{first['source']} {first['transfer_question']!r})")
     train, val = split_rows(rows, val_fraction, seed)
     if grpo_fraction > 0:
         sft_train, grpo_pool = split_rows(train, grpo_fraction, seed + 1)
