@@ -191,23 +191,18 @@ def _bad_surrogate(text: str) -> str | None:
         return f"\\u{ord(text[exc.start]):04x}"
 
 
-def _check_row(obj: Any, labels: dict[str, str] | None = None) -> tuple[list[str], dict | None]:
-    """Problems with one row, and the row as kept (``source: null`` removed).
-
-    ``labels`` names the fields in messages as the user's file names them
-    (``{"question": "problem"}`` after a field mapping).
-    """
+def _check_row(obj: Any) -> tuple[list[str], dict | None]:
+    """Problems with one row, and the row as kept (``source: null`` removed)."""
     if not isinstance(obj, dict):
         return [f"not an object (got {_type_name(obj)})"], None
-    label = (labels or {}).get
     problems = []
     for name in ("question", "answer"):
         if name not in obj:
-            problems.append(f"missing field: {label(name, name)}")
+            problems.append(f"missing field: {name}")
         elif not isinstance(obj[name], str):
-            problems.append(f"wrong type: {label(name, name)} is {_type_name(obj[name])}, expected text")
+            problems.append(f"wrong type: {name} is {_type_name(obj[name])}, expected text")
         elif not obj[name].strip():
-            problems.append(f"empty field: {label(name, name)}")
+            problems.append(f"empty field: {name}")
     source = obj.get("source")
     if source is not None and not isinstance(source, str):
         problems.append(f"wrong type: source is {_type_name(source)}, expected text")
