@@ -158,71 +158,109 @@ def _div_steps(total: int, d: int, q: int) -> str:
             f"{d} × {low} = {rest}. So {total} ÷ {d} = {high} + {low} = {q}.")
 
 
+# Templates are (question, rule): the rule says in words which operation the wording asks for, and the
+# worked solution starts with it. Look-alikes on purpose: "{b} more than {a}" adds, "how much more is {a}
+# than {b}" subtracts; "{a} times {b}" multiplies, "how many times does {b} go into {a}" divides.
+# "{name}" is a name and "{x}" a detail that does not change the answer (recorded as ``extra``).
 _ADD_TEMPLATES = (
-    "What is {a} plus {b}?",
-    "Compute {a} + {b}.",
-    "Add {a} and {b}.",
-    "Find the sum of {a} and {b}.",
-    "A library has {a} books and buys {b} more. How many books does it have now?",
-    "{a} + {b} = ?",
+    ("What is {a} plus {b}?", "Plus means add"),
+    ("{a} + {b} = ?", "The sign + means add"),
+    ("Work out the sum of {a} and {b}.", "A sum means add"),
+    ("Find the total of {a} and {b}.", "A total means add"),
+    ("What number is {b} more than {a}?", "More than means add"),
+    ("Start with {a} and increase it by {b}. What is the result?", "Increasing means add"),
+    ("A library has {a} books and buys {b} more. How many books does it have now?", "Buying more means add"),
+    ("{name} scored {a} points in the first game and {b} in the second. Each game lasted {x} minutes. "
+     "How many points did {name} score in all?", "In all means add the two scores"),
+    ("How many seats are there altogether if one hall has {a} seats and another has {b}?",
+     "Altogether means add"),
+    ("Add {b} to {a}.", "Add"),
 )
 _SUB_TEMPLATES = (
-    "What is {a} minus {b}?",
-    "Compute {a} - {b}.",
-    "Subtract {b} from {a}.",
-    "Find the difference between {a} and {b}.",
-    "A tank holds {a} litres of water and {b} litres are drained. How many litres remain?",
-    "How much greater is {a} than {b}?",
+    ("What is {a} minus {b}?", "Minus means subtract"),
+    ("{a} - {b} = ?", "The sign - means subtract"),
+    ("Take {b} away from {a}.", "Taking away means subtract"),
+    ("Find the difference between {a} and {b}.", "A difference means subtract the smaller from the larger"),
+    ("How much greater is {a} than {b}?", "How much greater means subtract"),
+    ("What number is {b} less than {a}?", "Less than means subtract"),
+    ("A tank holds {a} litres of water and {b} litres are drained. How many litres remain?",
+     "Draining leaves less, so subtract"),
+    ("{name} had {a} stamps in an album with {x} pages and sold {b} of them. How many stamps are left?",
+     "Selling leaves fewer, so subtract"),
+    ("A road is {a} metres long and {b} metres of it are paved. How many metres are not paved yet?",
+     "The rest is the whole minus the part, so subtract"),
+    ("By how much does {a} exceed {b}?", "How much it exceeds by means subtract"),
 )
 _MUL_TEMPLATES = (
-    "What is {a} times {b}?",
-    "Compute {a} × {b}.",
-    "Multiply {a} by {b}.",
-    "Find the product of {a} and {b}.",
-    "A box holds {b} rows of {a} apples. How many apples are in the box?",
-    "Calculate {a} * {b}.",
+    ("What is {a} times {b}?", "Times means multiply"),
+    ("{a} × {b} = ?", "The sign × means multiply"),
+    ("Find the product of {a} and {b}.", "A product means multiply"),
+    ("A box holds {b} rows of {a} apples. How many apples are in the box?", "Equal rows means multiply"),
+    ("{name} reads {a} pages every day for {b} days. How many pages is that?",
+     "The same amount each day means multiply"),
+    ("There are {a} buses, each carrying {b} people, on a trip of {x} km. How many people travel?",
+     "Equal groups means multiply"),
+    ("Work out {a} lots of {b}.", "Lots of means multiply"),
+    ("Tickets cost ${b} each. How many dollars do {a} tickets cost?", "Price times number bought means multiply"),
+    ("Multiply {a} by {b}.", "Multiply"),
+    ("Calculate {a} * {b}.", "The sign * means multiply"),
 )
 _DIV_TEMPLATES = (
-    "What is {a} divided by {b}?",
-    "Compute {a} ÷ {b}.",
-    "Divide {a} by {b}.",
-    "{a} stickers are shared equally among {b} children. How many stickers does each child get?",
-    "How many times does {b} go into {a}?",
-    "Calculate {a} / {b}.",
+    ("What is {a} divided by {b}?", "Divided by means divide"),
+    ("{a} ÷ {b} = ?", "The sign ÷ means divide"),
+    ("{a} stickers are shared equally among {b} children. How many stickers does each child get?",
+     "Sharing equally means divide"),
+    ("How many times does {b} go into {a}?", "How many times it goes in means divide"),
+    ("{a} eggs are packed in boxes of {b}. How many boxes are filled?", "Packing equal groups means divide"),
+    ("Split {a} into {b} equal parts. How big is each part?", "Equal parts means divide"),
+    ("{name} drives {a} km in {b} hours at a steady speed, with {x} passengers. How many km is that per hour?",
+     "Per hour means divide the distance by the hours"),
+    ("What number times {b} gives {a}?", "A missing factor means divide"),
+    ("Work out {a} / {b}.", "The sign / means divide"),
+    ("Divide {a} by {b}.", "Divide"),
 )
+
+
+def _arith_question(rng: random.Random, templates: tuple, a: int, b: int) -> tuple[str, str, list[int]]:
+    """``(question, rule, extra)``: a template filled in; ``extra`` holds the detail number, if any."""
+    template, rule = rng.choice(templates)
+    x = rng.randint(2, 15)
+    q = template.format(a=a, b=b, x=x, name=rng.choice(_NAMES))
+    return q, rule, [x] if "{x}" in template else []
 
 
 def _arithmetic(rng: random.Random, difficulty: str) -> dict:
-    """One of + - × ÷ (exact division) on multi-digit numbers, with place-value steps."""
+    """One of + - × ÷ (exact division), worded many ways; the rule the wording asks for, then place-value steps."""
     op = rng.choice(("add", "subtract", "multiply", "divide"))
     size = {"easy": (10, 99), "medium": (100, 999), "hard": (1000, 9999)}[difficulty]
+    smaller = {"easy": (2, 9), "medium": (10, 99), "hard": (100, 999)}[difficulty]
     if op in ("add", "subtract"):
-        a, b = rng.randint(*size), rng.randint(*size)
+        a, b = rng.randint(*size), rng.randint(*(size if rng.random() < 0.6 else smaller))
         if op == "subtract":
             a, b = max(a, b), min(a, b)
             if a == b:
                 a += rng.randint(1, 9)
         sign = 1 if op == "add" else -1
         value = a + sign * b
-        templates = _ADD_TEMPLATES if op == "add" else _SUB_TEMPLATES
-        q = rng.choice(templates).format(a=a, b=b)
-        return _record(q, [_add_steps(a, b, sign)], value, op=op, a=a, b=b,
-                       expression=f"{a} {'+' if sign > 0 else '-'} {b}")
+        q, rule, extra = _arith_question(rng, _ADD_TEMPLATES if op == "add" else _SUB_TEMPLATES, a, b)
+        return _record(q, [f"{rule}. {_add_steps(a, b, sign)}"], value, op=op, a=a, b=b,
+                       expression=f"{a} {'+' if sign > 0 else '-'} {b}", extra=extra)
     ranges = {"easy": ((2, 9), (11, 99)), "medium": ((11, 99), (11, 99)),
               "hard": ((12, 99), (101, 999))}[difficulty]
     x, y = rng.randint(*ranges[0]), rng.randint(*ranges[1])
     if rng.random() < 0.5:
         x, y = y, x
     if op == "multiply":
-        q = rng.choice(_MUL_TEMPLATES).format(a=x, b=y)
-        return _record(q, [_mul_steps(x, y)], x * y, op=op, a=x, b=y, expression=f"{x} * {y}")
+        q, rule, extra = _arith_question(rng, _MUL_TEMPLATES, x, y)
+        return _record(q, [f"{rule}. {_mul_steps(x, y)}"], x * y, op=op, a=x, b=y, expression=f"{x} * {y}",
+                       extra=extra)
     divisor, quotient = min(x, y), max(x, y)
     if difficulty == "hard":
         divisor, quotient = rng.randint(11, 49), rng.randint(21, 199)
     total = divisor * quotient
-    q = rng.choice(_DIV_TEMPLATES).format(a=total, b=divisor)
-    return _record(q, [_div_steps(total, divisor, quotient)], quotient, op=op, a=total, b=divisor,
-                   expression=f"{total} / {divisor}")
+    q, rule, extra = _arith_question(rng, _DIV_TEMPLATES, total, divisor)
+    return _record(q, [f"{rule}. {_div_steps(total, divisor, quotient)}"], quotient, op=op, a=total, b=divisor,
+                   expression=f"{total} / {divisor}", extra=extra)
 
 
 # ---------------------------------------------------------------------------
@@ -283,10 +321,14 @@ def _evaluate_steps(expr: str) -> tuple[list[str], Fraction]:
 
 
 def _ooo_expression(rng: random.Random, difficulty: str) -> str:
-    """A random expression (our own * / ^ notation) whose divisions are exact."""
+    """A random expression (our own * / ^ notation) whose divisions are exact.
+
+    Look-alikes on purpose: ``a + b * c`` next to ``(a + b) * c``, and same-level chains
+    (``a - b + c``, ``a / b * c``) that must be read left to right.
+    """
     r = rng.randint
     if difficulty == "easy":
-        kind = rng.randrange(5)
+        kind = rng.randrange(7)
         if kind == 0:
             return f"{r(2, 20)} + {r(2, 9)} * {r(2, 9)}"
         if kind == 1:
@@ -296,9 +338,15 @@ def _ooo_expression(rng: random.Random, difficulty: str) -> str:
         if kind == 3:
             c = r(2, 9)
             return f"{r(10, 40)} - {c * r(2, 5)} / {c}"
+        if kind == 4:
+            a = r(10, 30)
+            return f"{a} - {r(2, a - 1)} + {r(2, 15)}"
+        if kind == 5:
+            c = r(2, 6)
+            return f"{c * r(2, 6)} / {c} * {r(2, 5)}"
         return f"{r(20, 60)} - {r(2, 9)} * {r(2, 5)}"
     if difficulty == "medium":
-        kind = rng.randrange(5)
+        kind = rng.randrange(6)
         if kind == 0:
             return f"{r(5, 30)} + {r(2, 9)} * {r(2, 9)} - {r(2, 15)}"
         if kind == 1:
@@ -309,6 +357,9 @@ def _ooo_expression(rng: random.Random, difficulty: str) -> str:
             return f"{r(2, 12)} * {r(2, 9)} + {d * r(2, 9)} / {d}"
         if kind == 3:
             return f"{r(3, 12)}^2 - {r(2, 9)} * {r(2, 9)}"
+        if kind == 4:
+            b, c = r(2, 12), r(2, 12)
+            return f"{r(b + c + 1, 50)} - ({b} + {c})"
         a = r(6, 20)
         return f"({a} - {r(1, a - 1)})^2 + {r(2, 20)}"
     kind = rng.randrange(5)
@@ -332,23 +383,44 @@ def _ooo_expression(rng: random.Random, difficulty: str) -> str:
 _OOO_TEMPLATES = (
     ("Evaluate {e}.", _SHOW),
     ("What is {e}?", _SHOW),
-    ("Compute the value of {e}.", _SHOW),
+    ("{e} = ?", _SHOW),
+    ("Work out {e}.", _SHOW),
     ("Using the order of operations, find {e}.", _SHOW),
     ("Simplify: {e}", {}),
     ("Calculate {e}, remembering which operations come first.", {}),
     ("What number does {e} equal?", _SHOW),
+    ("Find the value of the expression {e}.", _SHOW),
+    ("A teacher writes {e} on the board. What is its value?", _SHOW),
+    ("Without a calculator, work out {e}.", {}),
+    ("Here is an expression: {e}. What does it come to?", _SHOW),
+    ("{name} types {e} into a calculator that follows the order of operations. What does it show?", {}),
 )
 
 
+def _ooo_rule(expr: str) -> str:
+    """The order-of-operations rules an expression needs, in words: ``Brackets first, then × and ÷ before + and -``."""
+    ops = re.findall(r"[-+*/^(]", expr)
+    muls, adds = sum(o in "*/" for o in ops), sum(o in "+-" for o in ops)
+    rules = ["brackets first"] if "(" in ops else []
+    if "^" in ops:
+        rules.append("then powers" if rules else "powers first")
+    if muls and adds:
+        rules.append("× and ÷ before + and -")
+    elif muls > 1:
+        rules.append("× and ÷ from left to right")
+    if adds > 1:
+        rules.append("+ and - from left to right")
+    text = ", ".join(rules) or "one operation"
+    return text[0].upper() + text[1:]
+
+
 def _order_of_operations(rng: random.Random, difficulty: str) -> dict:
-    """Brackets, powers, × ÷, + - in the right order; each reduction shown."""
+    """Brackets, powers, × ÷, + - in the right order; the rules named, then each reduction shown."""
     expr = _ooo_expression(rng, difficulty)
     stages, value = _evaluate_steps(expr)
     template, symbols = rng.choice(_OOO_TEMPLATES)
-    q = template.format(e=_render(_tokenize(expr), symbols))
-    line = " = ".join(stages) + "."
-    if difficulty != "easy" and rng.random() < 0.5:
-        line = "Brackets, then powers, then × ÷, then + -: " + line
+    q = template.format(e=_render(_tokenize(expr), symbols), name=rng.choice(_NAMES))
+    line = f"{_ooo_rule(expr)}. " + " = ".join(stages) + "."
     return _record(q, [line], value, expression=expr.replace("^", "**"))
 
 
@@ -401,52 +473,106 @@ def _mul_fraction_steps(a: Fraction, b: Fraction, divide: bool = False) -> tuple
 
 
 _FRACTION_TEMPLATES = {
-    "add": ("What is {a} + {b}?", "Add {a} and {b}.", "Find the sum of {a} and {b}.",
+    "add": ("What is {a} + {b}?", "Add {a} and {b}.", "Find the sum of {a} and {b}.", "{a} + {b} = ?",
             "A recipe uses {a} cup of milk and {b} cup of water. How many cups of liquid is that in total?",
-            "Compute {a} + {b} and simplify."),
-    "subtract": ("What is {a} - {b}?", "Subtract {b} from {a}.", "Find the difference {a} - {b}.",
+            "{name} walked {a} km before lunch and {b} km after it. How far did {name} walk altogether?",
+            "A cake for {x} people needs {a} kg of flour and {b} kg of sugar. How many kg is that together?",
+            "Work out {a} plus {b} in lowest terms."),
+    "subtract": ("What is {a} - {b}?", "Subtract {b} from {a}.", "Find the difference {a} - {b}.", "{a} - {b} = ?",
                  "You have {a} of a pizza and eat {b} of a pizza. How much pizza is left?",
-                 "How much larger is {a} than {b}?"),
-    "multiply": ("What is {a} × {b}?", "Multiply {a} by {b}.", "What is {b} of {a}?",
-                 "Find the product of {a} and {b}.", "Compute {a} * {b} in lowest terms."),
-    "divide": ("What is {a} ÷ {b}?", "Divide {a} by {b}.", "Compute {a} / ({b}).",
-               "What do you get when {a} is divided by {b}?", "How many times does {b} fit into {a}?"),
+                 "How much larger is {a} than {b}?",
+                 "A ribbon is {a} m long. {name} cuts off {b} m. How many metres are left?",
+                 "A jug held {a} litre of juice, and {x} children drank {b} litre of it. How much juice is left?"),
+    "multiply": ("What is {a} × {b}?", "Multiply {a} by {b}.", "What is {b} of {a}?", "Find the product of {a} and {b}.",
+                 "{a} × {b} = ?", "A garden is {a} km long and {b} km wide. What is its area in square km?",
+                 "Work out {a} times {b}.", "Compute {a} * {b} in lowest terms."),
+    "divide": ("What is {a} ÷ {b}?", "Divide {a} by {b}.", "Compute {a} / ({b}).", "{a} ÷ {b} = ?",
+               "What do you get when {a} is divided by {b}?", "How many times does {b} fit into {a}?",
+               "How many portions of {b} kg are there in {a} kg of rice?",
+               "Work out {a} divided by {b}."),
     "simplify": ("Simplify {a}.", "Reduce {a} to lowest terms.", "Write {a} in simplest form.",
-                 "What is {a} in lowest terms?", "A class has {n} girls out of {d} students. "
-                 "What fraction of the class are girls, in simplest form?"),
+                 "What is {a} in lowest terms?", "Cancel the common factors in {a}.",
+                 "A class has {n} girls out of {d} students. What fraction of the class are girls, in simplest "
+                 "form?", "{name} answered {n} of {d} questions correctly. Write that as a fraction in lowest terms.",
+                 "{a} = ? Give it in lowest terms."),
+    # Look-alikes: "2/3 of 12" multiplies; "what fraction of 12 is 8" is the part over the whole.
+    "of_number": ("What is {a} of {w}?", "Find {a} of {w}.", "Work out {a} of {w}.", "How much is {a} of {w}?",
+                  "{name} has {w} stickers and gives away {a} of them. How many stickers is that?",
+                  "Of the {w} students in a school, {a} walk to school. How many students walk?",
+                  "A {w} km trip is {a} done. How many km have been covered?",
+                  "{a} of the {w} seats in a hall are taken. How many seats are taken?"),
+    "what_fraction": ("What fraction of {w} is {p}?", "{p} out of {w} is what fraction, in lowest terms?",
+                      "{name} ate {p} of the {w} sweets. What fraction of the sweets did {name} eat?",
+                      "There are {w} cars in a car park and {p} are red. What fraction of the cars are red?",
+                      "Write {p} as a fraction of {w}.",
+                      "Of {w} days, {p} were sunny. What fraction of the days were sunny?"),
+}
+# The rule each operation uses, named before it is applied.
+_FRACTION_RULES = {
+    "add": "Add over a common denominator",
+    "subtract": "Subtract over a common denominator",
+    "multiply": "Multiply the tops and multiply the bottoms",
+    "divide": "To divide, multiply by the reciprocal",
+    "expression": "Brackets first, over a common denominator",
 }
 
 
+def _fraction_question(rng: random.Random, op: str, **values) -> tuple[str, list[int]]:
+    """``(question, extra)`` from ``_FRACTION_TEMPLATES[op]``; ``extra`` holds the detail number, if any."""
+    template = rng.choice(_FRACTION_TEMPLATES[op])
+    x = rng.randint(2, 12)
+    return template.format(x=x, name=rng.choice(_NAMES), **values), [x] if "{x}" in template else []
+
+
 def _fractions(rng: random.Random, difficulty: str) -> dict:
-    """Add, subtract, multiply, divide and simplify fractions (hard: three terms or mixed steps)."""
+    """Add, subtract, multiply, divide, simplify; a fraction of a number and what fraction one number is of another."""
     dmax = {"easy": 6, "medium": 12, "hard": 12}[difficulty]
-    op = rng.choice(("add", "subtract", "multiply", "divide", "simplify"))
-    if difficulty == "hard" and op != "simplify" and rng.random() < 0.6:
+    op = rng.choice(("add", "subtract", "multiply", "divide", "simplify", "of_number", "what_fraction"))
+    if difficulty == "hard" and op not in ("simplify", "of_number", "what_fraction") and rng.random() < 0.6:
         a, b, c = _proper(rng, dmax), _proper(rng, dmax), _proper(rng, dmax)
         while len({a, b, c}) < 3:
             b, c = _proper(rng, dmax), _proper(rng, dmax)
         if rng.random() < 0.5:
             signs = [1, 1, -1] if a + b > c else [1, 1, 1]
             line, value = _add_fraction_steps([a, b, c], signs)
+            line = f"Add and subtract over a common denominator: {line}"
             shown = f"{_f(a)} + {_f(b)} {'-' if signs[2] < 0 else '+'} {_f(c)}"
             expr = f"({_f(a)}) + ({_f(b)}) {'-' if signs[2] < 0 else '+'} ({_f(c)})"
         else:
             inner, s = _add_fraction_steps([a, b], [1, 1])
             line2, value = _mul_fraction_steps(s, c)
-            line = f"{inner}; then {line2}"
+            line = f"Brackets first, adding over a common denominator: {inner}; then multiply: {line2}"
             shown = f"({_f(a)} + {_f(b)}) × {_f(c)}"
             expr = f"(({_f(a)}) + ({_f(b)})) * ({_f(c)})"
-        q = rng.choice(("What is {e}?", "Compute {e}.", "Evaluate {e} and simplify.",
-                        "Simplify {e}.", "Find the value of {e}.")).format(e=shown)
-        return _record(q, [line + "."], value, op="expression", expression=expr)
+        q = rng.choice(("What is {e}?", "Compute {e}.", "Evaluate {e} and simplify.", "{e} = ?",
+                        "Simplify {e}.", "Find the value of {e}.", "Work out {e} in lowest terms.")).format(e=shown)
+        return _record(q, [line + "."], value, op="expression", expression=expr, extra=[])
     if op == "simplify":
         base = _proper(rng, dmax if difficulty == "easy" else 15)
         k = rng.randint(2, {"easy": 5, "medium": 9, "hard": 15}[difficulty])
         n, d = base.numerator * k, base.denominator * k
         g = math.gcd(n, d)
-        line = f"gcd({n}, {d}) = {g}, so {n}/{d} = ({n} ÷ {g})/({d} ÷ {g}) = {_f(base)}."
-        q = rng.choice(_FRACTION_TEMPLATES["simplify"]).format(a=_fr(n, d), n=n, d=d)
-        return _record(q, [line], base, op="simplify", a=_fr(n, d), expression=f"({n}/{d})")
+        line = (f"Divide top and bottom by their greatest common divisor: gcd({n}, {d}) = {g}, "
+                f"so {n}/{d} = ({n} ÷ {g})/({d} ÷ {g}) = {_f(base)}.")
+        q, extra = _fraction_question(rng, "simplify", a=_fr(n, d), n=n, d=d)
+        return _record(q, [line], base, op="simplify", a=_fr(n, d), expression=f"({n}/{d})", extra=extra)
+    if op == "of_number":
+        part = _proper(rng, {"easy": 5, "medium": 10, "hard": 12}[difficulty])
+        whole = part.denominator * rng.randint(2, {"easy": 10, "medium": 15, "hard": 40}[difficulty])
+        value = part * whole
+        q, extra = _fraction_question(rng, "of_number", a=_f(part), w=whole)
+        line = (f"Of means multiply: {_f(part)} × {whole} = ({part.numerator} × {whole})/{part.denominator} "
+                f"= {part.numerator * whole}/{part.denominator} = {_f(value)}.")
+        return _record(q, [line], value, op="of_number", expression=f"({_f(part)}) * {whole}", extra=extra)
+    if op == "what_fraction":
+        whole = rng.randint(3, {"easy": 12, "medium": 30, "hard": 60}[difficulty])
+        part = rng.randint(1, whole - 1)
+        value = Fraction(part, whole)
+        q, extra = _fraction_question(rng, "what_fraction", p=part, w=whole)
+        g = math.gcd(part, whole)
+        line = f"The fraction is the part over the whole: {part}/{whole}"
+        line += "." if g == 1 else f"; gcd({part}, {whole}) = {g}, so {part}/{whole} = {_f(value)}."
+        return _record(q, [line], value, op="what_fraction", expression=f"({part}/{whole})", extra=extra)
     a, b = _proper(rng, dmax), _proper(rng, dmax)
     if difficulty != "easy" and rng.random() < 0.4:
         a += rng.randint(1, 3)
@@ -458,9 +584,10 @@ def _fractions(rng: random.Random, difficulty: str) -> dict:
         line, value = _add_fraction_steps([a, b], [1, 1 if op == "add" else -1])
     else:
         line, value = _mul_fraction_steps(a, b, divide=op == "divide")
-    q = rng.choice(_FRACTION_TEMPLATES[op]).format(a=_f(a), b=_f(b))
+    q, extra = _fraction_question(rng, op, a=_f(a), b=_f(b))
     sym = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/"}[op]
-    return _record(q, [line + "."], value, op=op, a=_f(a), b=_f(b), expression=f"({_f(a)}) {sym} ({_f(b)})")
+    return _record(q, [f"{_FRACTION_RULES[op]}: {line}."], value, op=op, a=_f(a), b=_f(b),
+                   expression=f"({_f(a)}) {sym} ({_f(b)})", extra=extra)
 
 
 # ---------------------------------------------------------------------------
@@ -475,11 +602,73 @@ def _pct(p: Fraction) -> str:
     return f"{float(p):g}"
 
 
+# Look-alikes on purpose: the same jacket, bill or town asks for the percent of (the saving, the tip, the
+# newcomers), the price after the change, or the percent change itself. "{x}" is a detail that does not matter.
+_PERCENT_OF_TEMPLATES = (
+    "What is {p}% of {n}?", "Find {p} percent of {n}.", "{p}% of {n} = ?", "Work out {p}% of {n}.",
+    "How much is {p}% of {n}?",
+)
+_PERCENT_OF_STORIES = (  # only used when the answer is a whole number
+    "A survey of {n} people found that {p}% prefer tea. How many people is that?",
+    "A jacket costs ${n} and is {p}% off. How many dollars do you save?",
+    "A restaurant bill is ${n}. {name} leaves a {p}% tip. How much is the tip in dollars?",
+    "Of the {n} students in a school, {p}% walk to school. How many students walk?",
+    "A town of {n} people grows by {p}% this year. How many new residents is that?",
+    "{name} got {p}% of the {n} questions right on a test that took {x} minutes. How many questions did "
+    "{name} get right?",
+)
+_DISCOUNT_TEMPLATES = (
+    "A jacket costs ${n}. It is on sale for {p}% off. What is the sale price in dollars?",
+    "A price of ${n} is reduced by {p}%. What is the new price?",
+    "What is the final cost of a ${n} item after a {p}% discount?",
+    "A store takes {p}% off a ${n} pair of shoes. How much do the shoes cost now?",
+    "{n} decreased by {p}% is what number?",
+    "{name} buys a ${n} bike in a {p}% off sale. How much does {name} pay?",
+    "The shop is open {x} days a week and sells a ${n} lamp at {p}% off. What does the lamp cost?",
+    "Take {p}% off {n}. What is left?",
+)
+_INCREASE_TEMPLATES = (
+    "A town of {n} people grows by {p}%. What is the new population?",
+    "Increase {n} by {p}%.",
+    "A ${n} bill has a {p}% tip added. What is the total in dollars?",
+    "What is {n} after a {p}% increase?",
+    "A salary of ${n} per week rises by {p}%. What is the new weekly salary?",
+    "Prices rose {p}% this year. A basket that cost ${n} last year costs how much now?",
+    "{name} has {x} plants and ${n} in savings, and the savings grow by {p}%. How many dollars are saved now?",
+    "What number is {p}% more than {n}?",
+)
+_PERCENT_CHANGE_TEMPLATES = (
+    "A price goes from ${a} to ${b}. By what percent did it {v}?",
+    "Find the percentage {w} from {a} to {b}.",
+    "The number of visitors went from {a} to {b}. What was the percentage {w}?",
+    "{name}'s rent was ${a} and is now ${b}. By what percent did the rent {v}?",
+    "Work out the percent {w} when {a} becomes {b}.",
+    "What is the percentage {w} if a value changes from {a} to {b}?",
+    "A shop had {a} customers on Monday and {b} on Tuesday, with {x} staff each day. By what percent did "
+    "the number of customers {v}?",
+)
+_WHAT_PERCENT_TEMPLATES = (
+    "What percent of {w} is {p}?", "{p} is what percentage of {w}?",
+    "{name} scored {p} out of {w} on a test. What percentage is that?",
+    "Out of {w} seeds, {p} sprouted. What percent sprouted?",
+    "Express {p} out of {w} as a percentage.",
+    "In a class of {w}, {p} students wear glasses. What percentage of the class wears glasses?",
+    "A book has {w} pages and {name} has read {p} of them. What percent of the book has {name} read?",
+)
+
+
+def _pct_question(rng: random.Random, templates: tuple, **values) -> tuple[str, list[int]]:
+    """``(question, extra)`` from one of ``templates``; ``extra`` holds the detail number, if any."""
+    template = rng.choice(templates)
+    x = rng.randint(2, 9)
+    return template.format(x=x, name=rng.choice(_NAMES), **values), [x] if "{x}" in template else []
+
+
 def _percentages(rng: random.Random, difficulty: str) -> dict:
-    """Percent of a number, increases, discounts, successive changes, reverse percentages, change as a fraction."""
-    kinds = {"easy": ("percent_of", "discount", "increase"),
-             "medium": ("percent_of", "discount", "increase", "fraction_change"),
-             "hard": ("percent_of", "successive", "reverse", "fraction_change")}[difficulty]
+    """Percent of, after a discount or increase, percent change, what percent, successive and reverse changes."""
+    kinds = {"easy": ("percent_of", "discount", "increase", "what_percent"),
+             "medium": ("percent_of", "discount", "increase", "fraction_change", "percent_change", "what_percent"),
+             "hard": ("percent_of", "successive", "reverse", "fraction_change", "percent_change")}[difficulty]
     kind = rng.choice(kinds)
     if kind == "percent_of":
         if difficulty == "easy":
@@ -492,42 +681,51 @@ def _percentages(rng: random.Random, difficulty: str) -> dict:
             p = rng.choice((Fraction(25, 2), Fraction(35, 2), Fraction(15), Fraction(45), Fraction(85), Fraction(6)))
             base = rng.randint(11, 99)
         value = p * base / 100
-        q = rng.choice((
-            "What is {p}% of {n}?", "Find {p} percent of {n}.", "Compute {p}% of {n}.",
-            "A survey of {n} people found that {p}% prefer tea. How many people is that?"
-            if value.denominator == 1 else "How much is {p}% of {n}?",
-            "A school has {n} students and {p}% of them walk to school. How many students walk?"
-            if value.denominator == 1 else "Take {p}% of {n}. What do you get?",
-        )).format(p=_pct(p), n=base)
-        line = f"{_pct(p)}% of {base} = {_pct(p)}/100 × {base} = {_f(value)}."
-        return _record(_hint(rng, q, value), [line], value, kind=kind, base=base, percent=_pct(p))
+        stories = _PERCENT_OF_STORIES if value.denominator == 1 else ()
+        q, extra = _pct_question(rng, _PERCENT_OF_TEMPLATES + stories, p=_pct(p), n=base)
+        line = f"Percent means out of 100, so {_pct(p)}% of {base} = {_pct(p)}/100 × {base} = {_f(value)}."
+        return _record(_hint(rng, q, value), [line], value, kind=kind, base=base, percent=_pct(p), extra=extra)
     if kind in ("discount", "increase"):
         p = Fraction(rng.choice((10, 20, 25, 50) if difficulty == "easy" else (15, 30, 35, 40, 60, 5, 45)))
-        base = rng.randint(2, 30) * 20
+        base = rng.randint(2, 30) * (20 if rng.random() < 0.7 else 10)
         change = p * base / 100
         if kind == "discount":
             value = base - change
-            q = rng.choice((
-                "A jacket costs ${n}. It is on sale for {p}% off. What is the sale price in dollars?",
-                "A price of ${n} is reduced by {p}%. What is the new price?",
-                "What is the final cost of a ${n} item after a {p}% discount?",
-                "A store takes {p}% off a ${n} pair of shoes. How much do the shoes cost now?",
-                "{n} decreased by {p}% is what number?",
-            )).format(n=base, p=_pct(p))
-            line = (f"The discount is {_pct(p)}% of {base} = {_f(change)}, "
+            q, extra = _pct_question(rng, _DISCOUNT_TEMPLATES, n=base, p=_pct(p))
+            line = (f"A discount is taken off the price: the discount is {_pct(p)}% of {base} = {_f(change)}, "
                     f"so the price is {base} - {_f(change)} = {_f(value)}.")
-            return _record(q, [line], value, kind="change", base=base, changes=[str(-p)])
+            return _record(q, [line], value, kind="change", base=base, changes=[str(-p)], extra=extra)
         value = base + change
-        q = rng.choice((
-            "A town of {n} people grows by {p}%. What is the new population?",
-            "Increase {n} by {p}%.",
-            "A ${n} bill has a {p}% tip added. What is the total in dollars?",
-            "What is {n} after a {p}% increase?",
-            "A salary of ${n} per week rises by {p}%. What is the new weekly salary?",
-        )).format(n=base, p=_pct(p))
-        line = (f"The increase is {_pct(p)}% of {base} = {_f(change)}, "
+        q, extra = _pct_question(rng, _INCREASE_TEMPLATES, n=base, p=_pct(p))
+        line = (f"An increase is added on: the increase is {_pct(p)}% of {base} = {_f(change)}, "
                 f"so the new value is {base} + {_f(change)} = {_f(value)}.")
-        return _record(q, [line], value, kind="change", base=base, changes=[str(p)])
+        return _record(q, [line], value, kind="change", base=base, changes=[str(p)], extra=extra)
+    if kind == "percent_change":
+        p = rng.choice((10, 20, 25, 50, 40, 60, 75, 5, 30) if difficulty == "medium" else (15, 35, 45, 12, 8, 64, 80))
+        unit = 100 // math.gcd(p, 100)
+        old = unit * rng.randint(1, max(2, 400 // unit))
+        up = rng.random() < 0.5 or p >= 100
+        new = old + (1 if up else -1) * old * p // 100
+        diff, value = abs(new - old), Fraction(p, 100)
+        q, extra = _pct_question(rng, _PERCENT_CHANGE_TEMPLATES, a=old, b=new, w="increase" if up else "decrease",
+                                 v="rise" if up else "fall")
+        raw = f"{diff}/{old}"
+        shown = raw if raw == _f(value) else f"{raw} = {_f(value)}"
+        line = (f"Percent change is the change over the original, times 100: the change is {max(old, new)} - "
+                f"{min(old, new)} = {diff}, and {shown} = {p}%.")
+        return _record(q, [line], value, form="percent", kind=kind, old=old, new=new, extra=extra)
+    if kind == "what_percent":
+        p = rng.choice((10, 20, 25, 50, 75, 40, 60, 5, 30, 80) if difficulty == "easy" else
+                       (15, 35, 45, 12, 8, 64, 2, 36, 85))
+        unit = 100 // math.gcd(p, 100)
+        whole = unit * rng.randint(1, max(2, 200 // unit))
+        part = whole * p // 100
+        value = Fraction(part, whole)
+        q, extra = _pct_question(rng, _WHAT_PERCENT_TEMPLATES, p=part, w=whole)
+        raw = f"{part}/{whole}"
+        shown = raw if raw == _f(value) else f"{raw} = {_f(value)}"
+        line = f"A percent is the part over the whole, times 100: {shown} = {p}%."
+        return _record(q, [line], value, form="percent", kind=kind, part=part, whole=whole, extra=extra)
     if kind == "fraction_change":
         old = rng.randint(2, 30) * (5 if difficulty == "medium" else 3)
         new = old + rng.choice((-1, 1)) * rng.randint(1, old - 1)
@@ -539,11 +737,13 @@ def _percentages(rng: random.Random, difficulty: str) -> dict:
             "A population goes from {a} to {b}. By what fraction of its starting size did it change?",
             "The number of visitors {w} from {a} to {b}. Express the change as a fraction of the original number.",
             "A value changes from {a} to {b}. What fraction of {a} is the size of that change?",
+            "What fraction of the starting amount is the change when {a} becomes {b}?",
         )).format(a=old, b=new, w=word)
-        line = f"The change is {abs(diff)} out of {old}, so the fraction is {abs(diff)}/{old} = {_f(value)}."
+        line = (f"The change over the original: the change is {abs(diff)} out of {old}, "
+                f"so the fraction is {abs(diff)}/{old} = {_f(value)}.")
         if _f(value) == f"{abs(diff)}/{old}":
-            line = f"The change is {abs(diff)} out of the original {old}, so the fraction is {_f(value)}."
-        return _record(_hint(rng, q, value), [line], value, kind=kind, old=old, new=new)
+            line = f"The change over the original: {abs(diff)} out of {old}, so the fraction is {_f(value)}."
+        return _record(_hint(rng, q, value), [line], value, kind=kind, old=old, new=new, extra=[])
     if kind == "successive":
         p1 = rng.choice((10, 20, 25, 50, 40))
         p2 = rng.choice((10, 20, 25, 50, 40))
@@ -558,14 +758,17 @@ def _percentages(rng: random.Random, difficulty: str) -> dict:
             "A ${n} item goes up {p1}%, then the new price goes down {p2}%. What does it cost now?",
             "Start with {n}. Increase it by {p1}%, then decrease the result by {p2}%. What number do you get?",
             "A stock worth ${n} gains {p1}% in one month and loses {p2}% the next. What is it worth at the end?",
+            "What is the final price if ${n} is first increased by {p1}% and then cut by {p2}%?",
         ) if up else (
             "A price of ${n} is cut by {p1}% and then raised by {p2}%. What is the final price?",
             "A ${n} item is discounted {p1}%, then the sale price is marked up {p2}%. What does it cost now?",
             "Start with {n}. Decrease it by {p1}%, then increase the result by {p2}%. What number do you get?",
             "A stock worth ${n} loses {p1}% in one month and gains {p2}% the next. What is it worth at the end?",
+            "What is the final price if ${n} is first cut by {p1}% and then increased by {p2}%?",
         )).format(n=base, p1=p1, p2=p2)
-        line = (f"{base} × {100 + c1}/100 = {_f(mid)}; then {_f(mid)} × {100 + c2}/100 = {_f(value)}.")
-        return _record(q, [line], value, kind="change", base=base, changes=[str(c1), str(c2)])
+        line = (f"Each change applies to the amount after the one before: {base} × {100 + c1}/100 = {_f(mid)}; "
+                f"then {_f(mid)} × {100 + c2}/100 = {_f(value)}.")
+        return _record(q, [line], value, kind="change", base=base, changes=[str(c1), str(c2)], extra=[])
     # reverse: the price after a change is known, find the original
     p = rng.choice((10, 20, 25, 40, 50, 60, 75, 15))
     up = rng.random() < 0.4
@@ -580,9 +783,11 @@ def _percentages(rng: random.Random, difficulty: str) -> dict:
         "A number {v} by {p}% becomes {f}. What was the number?",
         "The price of a bike is ${f} after a {p}% {w}. How much did it cost before?",
         "{f} is what you get after a {p}% {w}. What was the starting amount?",
+        "What was the price before a {p}% {w} if it is ${f} now?",
     )).format(p=p, f=_f(final), w="increase" if up else "discount", v="increased" if up else "decreased")
-    line = f"The new price is {100 + c}% of the original, so the original is {_f(final)} × 100/{100 + c} = {original}."
-    return _record(q, [line], original, kind="reverse", final=_f(final), changes=[str(c)])
+    line = (f"Work backwards: the new price is {100 + c}% of the original, so the original is "
+            f"{_f(final)} × 100/{100 + c} = {original}.")
+    return _record(q, [line], original, kind="reverse", final=_f(final), changes=[str(c)], extra=[])
 
 
 # ---------------------------------------------------------------------------
@@ -601,13 +806,20 @@ def _two_names(rng: random.Random) -> tuple[str, str]:
 
 
 def _word_problem(rng: random.Random, difficulty: str) -> dict:
-    """Everyday stories: shopping and change, sharing, distance and speed, ages, work rates."""
-    kinds = {"easy": ("shopping", "sharing", "distance", "ages_future", "machines"),
-             "medium": ("change", "sharing", "distance", "ages_sum_diff", "machines"),
-             "hard": ("change", "ages_ratio", "average_speed", "work_together")}[difficulty]
+    """Everyday stories: totals, differences, equal groups, sharing, shopping and change, distance, ages, rates.
+
+    ``total``, ``difference``, ``groups`` and ``sharing`` are look-alikes: the same kind of story asks for a
+    sum, a difference, a product or a quotient, and the solution names which one the question asks for.
+    """
+    kinds = {"easy": ("total", "difference", "groups", "shopping", "sharing", "distance", "ages_future", "machines"),
+             "medium": ("total", "difference", "groups", "change", "sharing", "distance", "ages_sum_diff",
+                        "machines"),
+             "hard": ("total", "difference", "change", "ages_ratio", "average_speed", "work_together")}[difficulty]
     kind = rng.choice(kinds)
     name, other = _two_names(rng)
     r = rng.randint
+    if kind in ("total", "difference", "groups"):
+        return _word_arithmetic(rng, difficulty, kind, name, other)
     if kind in ("shopping", "change"):
         (i1, i1s), (i2, i2s) = rng.sample(_ITEMS, 2)
         items = [[r(2, 9), r(2, 12)]]
@@ -622,8 +834,11 @@ def _word_problem(rng: random.Random, difficulty: str) -> dict:
                 "One {it} costs ${p}. What is the cost of {c} {its}?",
                 "How many dollars do {c} {its} cost if each costs ${p}?",
                 "A shop sells {its} for ${p} apiece. {n} buys {c}. What is the total?",
-            )).format(n=name, c=c, p=p, it=i1, its=i1s)
-            return _record(q, [f"{c} × ${p} = ${total}."], total, kind="shopping", items=items)
+                "What do {c} {its} cost at ${p} each?",
+                "{n} has ${x} and buys {c} {its} that cost ${p} each. How much do the {its} cost altogether?",
+            )).format(n=name, c=c, p=p, it=i1, its=i1s, x=c * p + r(1, 30))
+            return _record(q, [f"The same price for each means multiply: {c} × ${p} = ${total}."], total,
+                           kind="shopping", items=items)
         bill = max(20, -(-total // 10) * 10 + rng.choice((0, 10, 20, 30)))
         if bill == total:
             bill += 10
@@ -639,7 +854,8 @@ def _word_problem(rng: random.Random, difficulty: str) -> dict:
             "What change should {n} receive from ${bill} for {c1} {a} priced at ${p1} and {c2} {b} priced "
             "at ${p2} each?",
         )).format(n=name, c1=c1, p1=p1, c2=c2, p2=p2, a=i1s, b=i2s, bill=bill)
-        line = f"Cost: {parts[0]} and {parts[1]}, total ${total}. Change: {bill} - {total} = ${value}."
+        line = (f"Change is the money paid minus the cost. Cost: {parts[0]} and {parts[1]}, total ${total}. "
+                f"Change: {bill} - {total} = ${value}.")
         return _record(q, [line], value, kind="change", items=items, bill=bill)
     if kind == "sharing":
         people, each = r(2, 9), r(3, 15)
@@ -651,8 +867,13 @@ def _word_problem(rng: random.Random, difficulty: str) -> dict:
                 "{n} splits {t} marbles evenly into {k} bags. How many marbles go in each bag?",
                 "If {t} dollars are divided equally between {k} friends, how much does each friend get?",
                 "A teacher puts {t} chairs into {k} equal rows. How many chairs are in each row?",
-            )).format(t=total, k=people, n=name)
-            return _record(q, [f"{total} ÷ {people} = {each}."], each, kind="sharing", total=total,
+                "How many cards does each of {k} players get when {t} cards are dealt out equally?",
+                "{t} apples are packed into bags of {k}. How many bags are filled?",
+                "{n} has {t} stamps and {x} albums, and shares the stamps equally among {k} friends. How many "
+                "stamps does each friend get?",
+            )).format(t=total, k=people, n=name, x=r(2, 9))
+            return _record(q, [f"Sharing equally means divide: {total} ÷ {people} = {each}."], each,
+                           kind="sharing", total=total,
                            given=0, people=people)
         q = rng.choice((
             "{n} has {t} stickers, gives {g} to {o}, and shares the rest equally among {k} friends. "
@@ -664,7 +885,8 @@ def _word_problem(rng: random.Random, difficulty: str) -> dict:
             "After spending ${g} of ${t}, {n} splits the remaining money equally among {k} envelopes. "
             "How many dollars go in each envelope?",
         )).format(n=name, o=other, t=total, g=given, k=people)
-        line = f"{total} - {given} = {total - given} are left, and {total - given} ÷ {people} = {each}."
+        line = (f"Take away the ones not shared, then sharing equally means divide: {total} - {given} = "
+                f"{total - given} are left, and {total - given} ÷ {people} = {each}.")
         return _record(q, [line], each, kind="sharing", total=total, given=given, people=people)
     if kind == "distance":
         legs = [[r(3, 12) * 5, r(2, 5)]]
@@ -678,7 +900,9 @@ def _word_problem(rng: random.Random, difficulty: str) -> dict:
                 "{n} cycles for {t} hours at a steady {s} km per hour. What distance does {n} cover?",
                 "How many kilometres does a train moving at {s} km/h travel in {t} hours?",
                 "A boat sails for {t} hours at {s} kilometres per hour. How many kilometres does it sail?",
-            )).format(s=s, t=t, n=name)
+                "How far does {n} drive in {t} hours at {s} km/h?",
+                "At {s} km/h, a bus leaves at {x} o'clock and drives for {t} hours. How many km does it cover?",
+            )).format(s=s, t=t, n=name, x=r(6, 11))
             return _record(q, [f"Distance = speed × time = {s} × {t} = {value} km."], value,
                            kind="distance", legs=legs)
         (s1, t1), (s2, t2) = legs
@@ -691,7 +915,8 @@ def _word_problem(rng: random.Random, difficulty: str) -> dict:
             "A truck goes {s1} km per hour for {t1} hours, then slows to {s2} km per hour for {t2} more hours. "
             "How far did it go?",
         )).format(s1=s1, t1=t1, s2=s2, t2=t2, n=name)
-        line = f"{s1} × {t1} = {s1 * t1} km and {s2} × {t2} = {s2 * t2} km, so {s1 * t1} + {s2 * t2} = {value} km."
+        line = (f"Distance = speed × time for each part, then add: {s1} × {t1} = {s1 * t1} km and {s2} × {t2} = "
+                f"{s2 * t2} km, so {s1 * t1} + {s2 * t2} = {value} km.")
         return _record(q, [line], value, kind="distance", legs=legs)
     if kind == "machines":
         rate, machines, hours = r(3, 25), r(2, 6), r(2, 8)
@@ -704,8 +929,11 @@ def _word_problem(rng: random.Random, difficulty: str) -> dict:
                 "{n} types {r} words a minute. How many words does {n} type in {h} minutes?",
                 "A printer prints {r} pages each minute. How many pages does it print in {h} minutes?",
                 "A tap drips {r} drops a second. How many drops fall in {h} seconds?",
+                "How many bricks does {n} lay in {h} hours at {r} bricks an hour?",
+                "In {h} days, how many emails does {n} answer at {r} emails a day?",
             )).format(r=rate, h=hours, n=name)
-            return _record(q, [f"{rate} × {hours} = {value}."], value, kind="machines", rate=rate,
+            return _record(q, [f"A rate times the time gives the amount: {rate} × {hours} = {value}."], value,
+                           kind="machines", rate=rate,
                            machines=1, hours=hours)
         template, unit = rng.choice((
             ("Each of {m} machines makes {r} toys per hour. How many toys do they make together in {h} hours?",
@@ -718,7 +946,8 @@ def _word_problem(rng: random.Random, difficulty: str) -> dict:
              "minute"),
         ))
         q = template.format(m=machines, r=rate, h=hours)
-        line = (f"Together they do {machines} × {rate} = {machines * rate} per {unit}, "
+        line = (f"Rates of equal machines add up, then multiply by the time: together they do "
+                f"{machines} × {rate} = {machines * rate} per {unit}, "
                 f"and {machines * rate} × {hours} = {value}.")
         return _record(q, [line], value, kind="machines", rate=rate, machines=machines, hours=hours)
     if kind == "ages_future":
@@ -729,8 +958,10 @@ def _word_problem(rng: random.Random, difficulty: str) -> dict:
             "{n} is {g} years older than {o}, who is {y}. What will {n}'s age be {k} years from now?",
             "In {k} years, how old will {n} be if {n} is {g} years older than {o} and {o} is {y} now?",
             "{o} is {y}. {n} was born {g} years before {o}. How old is {n} going to be in {k} years?",
+            "How old will {n} be {k} years from now, if {o} is {y} and {n} is {g} years older than {o}?",
         )).format(n=name, o=other, y=young, g=gap, k=years)
-        line = f"{name} is {young} + {gap} = {young + gap} now, so in {years} years {young + gap} + {years} = {value}."
+        line = (f"Older means add the gap, and later means add the years: {name} is {young} + {gap} = "
+                f"{young + gap} now, so in {years} years {young + gap} + {years} = {value}.")
         return _record(q, [line], value, kind="ages_future", young=young, gap=gap, years=years)
     if kind == "ages_sum_diff":
         young, diff = r(4, 30), r(2, 25)
@@ -742,7 +973,7 @@ def _word_problem(rng: random.Random, difficulty: str) -> dict:
             "{n} is {d} years older than {o}. Together they are {s} years old. Find {n}'s age.",
             "The sum of two ages is {s} and their difference is {d}. What is the larger age?",
         )).format(n=name, o=other, s=total, d=diff)
-        line = f"Older = (sum + difference)/2 = ({total} + {diff})/2 = {2 * older}/2 = {older}."
+        line = f"The older age is half of sum plus difference: ({total} + {diff})/2 = {2 * older}/2 = {older}."
         return _record(q, [line], older, kind="ages_sum_diff", total=total, diff=diff)
     if kind == "ages_ratio":
         while True:
@@ -762,7 +993,7 @@ def _word_problem(rng: random.Random, difficulty: str) -> dict:
             "Find the grandson's present age.",
         )).format(n=name, k=k, m=m, y=years)
         solved = f"s = {son}" if k - m == 1 else f"{k - m}s = {(m - 1) * years}, s = {son}"
-        line = (f"Let s be the age now: {k}s + {years} = {m}(s + {years}), so {k}s - {m}s = {m * years} - {years}, "
+        line = (f"Write both facts as one equation. Let s be the age now: {k}s + {years} = {m}(s + {years}), so {k}s - {m}s = {m * years} - {years}, "
                 f"{solved}.")
         return _record(q, [line], son, kind="ages_ratio", k=k, m=m, years=years)
     if kind == "average_speed":
@@ -781,7 +1012,7 @@ def _word_problem(rng: random.Random, difficulty: str) -> dict:
             "What is the average speed of a round trip of {d} km each way, driven at {a} km/h there and {b} km/h "
             "back?",
         )).format(n=name, d=d, a=s1, b=s2)
-        line = (f"Time: {d}/{s1} + {d}/{s2} = {t1} + {t2} = {t1 + t2} h for {2 * d} km, "
+        line = (f"Average speed is total distance over total time. Time: {d}/{s1} + {d}/{s2} = {t1} + {t2} = {t1 + t2} h for {2 * d} km, "
                 f"so average speed = {2 * d}/{t1 + t2} = {_f(value)} km/h.")
         return _record(_hint(rng, q, value), [line], value, kind="average_speed", distance=d,
                        speeds=[s1, s2])
@@ -799,8 +1030,68 @@ def _word_problem(rng: random.Random, difficulty: str) -> dict:
     ))
     q = template.format(a=a, b=b, n=name, o=other)
     rate = Fraction(1, a) + Fraction(1, b)
-    line = f"Each {unit} they do 1/{a} + 1/{b} = {_f(rate)} of the job, so the time is 1 ÷ {_f(rate)} = {_f(value)}."
+    line = f"Working together, rates add: each {unit} they do 1/{a} + 1/{b} = {_f(rate)} of the job, so the time is 1 ÷ {_f(rate)} = {_f(value)}."
     return _record(_hint(rng, q, value), [line], value, kind="work_together", times=[a, b])
+
+
+# Look-alike stories (``_word_arithmetic``): the same people and things, asking for a sum, a difference or a
+# product. Each template is (question, rule); "{x}" is a detail that does not change the answer.
+_WORD_TOTAL = (
+    ("{n} has {a} {its} and {o} has {b}. How many {its} do they have altogether?", "Altogether means add"),
+    ("How many {its} are there in total if {n} brings {a} and {o} brings {b}?", "In total means add"),
+    ("{n} collected {a} {its} on Monday and {b} on Tuesday. What is the total?", "A total means add"),
+    ("There are {a} {its} on one table and {b} on another, in a room with {x} windows. How many {its} are "
+     "on the tables?", "Both tables together means add"),
+    ("Find the number of {its}: {a} in a red box and {b} in a blue box.", "Two boxes together means add"),
+    ("{n} had {a} {its}. Then {o} gave {n} {b} more. How many {its} does {n} have now?", "Getting more means add"),
+    ("A shop sold {a} {its} in the morning and {b} in the afternoon. How many did it sell that day?",
+     "The whole day is both parts, so add"),
+)
+_WORD_DIFFERENCE = (
+    ("{n} has {a} {its} and {o} has {b}. How many more {its} does {n} have than {o}?", "How many more means subtract"),
+    ("How many fewer {its} does {o} have than {n}, if {n} has {a} and {o} has {b}?", "How many fewer means subtract"),
+    ("{n} had {a} {its} and gave {b} to {o}. How many {its} does {n} have left?", "Giving away means subtract"),
+    ("There were {a} {its} in a shop this morning and {b} were sold. The shop has {x} staff. How many {its} are "
+     "left?", "Selling leaves fewer, so subtract"),
+    ("What is the difference between {a} {its} and {b} {its}?", "A difference means subtract"),
+    ("{n} needs {a} {its} and already has {b}. How many more does {n} need?",
+     "What is still needed is the goal minus what is there, so subtract"),
+    ("A box held {a} {its}. After {o} took some, {b} were left. How many did {o} take?",
+     "What was taken is the start minus what is left, so subtract"),
+)
+_WORD_GROUPS = (
+    ("{n} buys {a} packs of {its} with {b} in each pack. How many {its} is that?", "Equal packs means multiply"),
+    ("There are {a} boxes and each holds {b} {its}. How many {its} are there altogether?",
+     "Equal groups means multiply"),
+    ("Each of {a} children brings {b} {its}. How many {its} are brought in total?", "Equal groups means multiply"),
+    ("{n} has {a} bags with {b} {its} in each bag, and {x} empty bags. How many {its} does {n} have?",
+     "Equal bags means multiply"),
+    ("How many {its} are in {a} rows of {b}?", "Equal rows means multiply"),
+    ("{a} friends each have {b} {its}. How many do they have together?", "The same number each means multiply"),
+    ("A shelf has {a} stacks of {its}, {b} per stack. How many {its} are on the shelf?", "Equal stacks means multiply"),
+)
+
+
+def _word_arithmetic(rng: random.Random, difficulty: str, kind: str, name: str, other: str) -> dict:
+    """One-step stories that differ only in what they ask: ``total`` (add), ``difference`` (subtract), ``groups`` (multiply)."""
+    r = rng.randint
+    _, its = rng.choice(_ITEMS)
+    x = r(2, 9)
+    if kind == "groups":
+        a, b = (r(2, 9), r(2, 12)) if difficulty == "easy" else (r(3, 15), r(6, 25))
+        template, rule = rng.choice(_WORD_GROUPS)
+        q = template.format(n=name, o=other, a=a, b=b, its=its, x=x)
+        return _record(q, [f"{rule}. {_mul_steps(a, b)}"], a * b, kind="groups", groups=a, each=b,
+                       extra=[x] if "{x}" in template else [])
+    big = {"easy": (12, 60), "medium": (40, 300), "hard": (150, 999)}[difficulty]
+    a = r(*big)
+    b = r(2, a - 1) if rng.random() < 0.5 else r(max(2, a // 3), a - 1)
+    template, rule = rng.choice(_WORD_TOTAL if kind == "total" else _WORD_DIFFERENCE)
+    q = template.format(n=name, o=other, a=a, b=b, its=its, x=x)
+    extra = [x] if "{x}" in template else []
+    if kind == "total":
+        return _record(q, [f"{rule}. {_add_steps(a, b, 1)}"], a + b, kind="total", values=[a, b], extra=extra)
+    return _record(q, [f"{rule}. {_add_steps(a, b, -1)}"], a - b, kind="difference", a=a, b=b, extra=extra)
 
 
 # ---------------------------------------------------------------------------
@@ -819,54 +1110,103 @@ def _factorial_text(n: int) -> str:
     return f"{n}! = " + " × ".join(str(i) for i in range(n, 0, -1)) + f" = {math.factorial(n)}"
 
 
+# Counting look-alikes: the same clubs, races, codes and prizes appear as arrangements of everyone (n!),
+# ordered selections without repeats (P(n, k)), sequences with repeats (n^k, in this family) and unordered
+# selections (C(n, k), in combinations), so the wording, not the setting, decides the rule.
+_ARRANGE_TEMPLATES = (
+    "In how many ways can {n} different books be arranged on a shelf?",
+    "How many different orders can {n} runners finish a race in, with no ties?",
+    "{n} friends stand in a line for a photo. How many different line-ups are possible?",
+    "A playlist has {n} songs. In how many orders can they be played, each once?",
+    "{name} has {n} different trophies and a shelf {x} cm wide with room for all of them. How many ways can "
+    "the trophies be ordered?",
+    "Work out the number of ways to arrange {n} different letters in a row.",
+    "How many different ways can {n} people queue at a counter?",
+    "All {n} members of a club sit in a row of {n} chairs. How many seating orders are possible?",
+    "Find the number of orderings of {n} distinct cards.",
+)
+_ROLES = {2: "a captain and a vice-captain", 3: "a president, a vice-president and a secretary",
+          4: "a president, a vice-president, a secretary and a treasurer"}
+_PRIZES = {2: "a gold and a silver prize", 3: "a gold, a silver and a bronze prize",
+           4: "four different prizes"}
+_ORDERED_TEMPLATES = (
+    "A club has {n} members. In how many ways can it choose {roles}?",
+    "{n} runners are in a race. How many different ways can the top {k} places be filled?",
+    "How many {k}-letter codes can be made from {n} different letters if no letter is repeated?",
+    "In how many ways can {k} of {n} different paintings be hung in a row of {k} spots?",
+    "How many {k}-digit codes can be made from the digits 1 to {n} if no digit may be used twice?",
+    "A teacher gives {prizes} to {k} of {n} students, at most one prize each. How many ways can the prizes "
+    "go?",
+    "{name} will visit {k} of {n} cities, one after another. How many different routes (orders of cities) "
+    "are there?",
+    "From {n} students, {k} are picked to stand in a row from left to right. How many rows are possible?",
+    "Work out the number of ways to pick {roles} from {n} people, no one holding two jobs.",
+)
+# (question, fixed number of choices or None, what is repeated): sequences where repeats are allowed.
+_REPEAT_TEMPLATES = (
+    ("A lock has {k} dials, each showing one of {n} symbols. How many different settings are there?", None, "dial"),
+    ("How many {k}-character codes can be made from {n} symbols if symbols may repeat?", None, "character"),
+    ("A menu has {n} choices and {name} orders one for each of {k} days (the same choice may repeat). How many "
+     "meal plans are possible?", None, "day"),
+    ("Each of {k} light bulbs can glow in any of {n} colours. How many colour patterns are possible?", None, "bulb"),
+    ("{k} different prizes go to {n} students, and a student may win more than one. How many ways can the "
+     "prizes be given?", None, "prize"),
+    ("How many {k}-digit codes can be made from the digits 1 to {n} if digits may repeat?", None, "digit"),
+    ("A coin is flipped {k} times. How many different sequences of heads and tails are possible?", 2, "flip"),
+    ("How many outcomes are there when {name} tosses a coin {k} times and writes down heads or tails each "
+     "time?", 2, "toss"),
+    ("A quiz has {k} true-or-false questions. How many different answer sheets are possible?", 2, "question"),
+    ("A die is rolled {k} times and the results are written in order. How many different sequences are "
+     "possible?", 6, "roll"),
+    ("How many {k}-digit PINs are there if each digit is 0 to 9 and digits may repeat?", 10, "digit"),
+)
+
+
 def _permutations(rng: random.Random, difficulty: str) -> dict:
-    """Orderings: n!, P(n, k), words with repeated letters, a pair kept together, round tables."""
+    """Orderings: n!, P(n, k), sequences with repeats n^k, words with repeated letters, a pair kept together, round tables."""
     kinds = {"easy": ("arrange", "ordered", "repeat"), "medium": ("arrange", "ordered", "word", "repeat"),
-             "hard": ("ordered", "word", "together", "circular")}[difficulty]
+             "hard": ("ordered", "word", "together", "circular", "repeat")}[difficulty]
     kind = rng.choice(kinds)
+    name, x = rng.choice(_NAMES), rng.randint(40, 120)
     if kind == "arrange":
         n = rng.randint(3, 6) if difficulty == "easy" else rng.randint(5, 8)
         value = math.factorial(n)
-        q = rng.choice((
-            "In how many ways can {n} different books be arranged on a shelf?",
-            "How many different orders can {n} runners finish a race in, with no ties?",
-            "{n} friends stand in a line for a photo. How many different line-ups are possible?",
-            "How many arrangements are there of {n} distinct objects in a row?",
-            "A playlist has {n} songs. In how many orders can they be played, each once?",
-        )).format(n=n)
-        return _record(q, [_factorial_text(n) + "."], value, kind="arrange", n=n)
+        template = rng.choice(_ARRANGE_TEMPLATES)
+        q = template.format(n=n, name=name, x=x)
+        line = f"All {n} are placed and order matters, so count arrangements: {_factorial_text(n)}."
+        return _record(q, [line], value, kind="arrange", n=n, extra=[x] if "{x}" in template else [])
     if kind == "ordered":
-        n, k = {"easy": (rng.randint(4, 10), 2), "medium": (rng.randint(6, 10), 3),
+        n, k = {"easy": (rng.randint(4, 9), 2), "medium": (rng.randint(5, 9), 3),
                 "hard": (rng.randint(9, 12), 4)}[difficulty]
+        if difficulty == "medium" and rng.random() < 0.3:
+            n, k = rng.randint(10, 20), 2
         value = math.perm(n, k)
-        roles = {2: "a captain and a vice-captain", 3: "a president, a vice-president and a secretary",
-                 4: "a president, a vice-president, a secretary and a treasurer"}[k]
-        q = rng.choice((
-            "A club has {n} members. In how many ways can it choose {roles}?",
-            "{n} runners are in a race. How many different ways can the top {k} places be filled?",
-            "How many {k}-letter codes can be made from {n} different letters if no letter is repeated?",
-            "In how many ways can {k} of {n} different paintings be hung in a row of {k} spots?",
-            "How many ordered selections of {k} items from {n} distinct items are there?",
-        )).format(n=n, k=k, roles=roles)
-        line = f"P({n}, {k}) = " + " × ".join(str(n - i) for i in range(k)) + f" = {value}."
-        return _record(q, [line], value, kind="ordered", n=n, k=k)
+        template = rng.choice(_ORDERED_TEMPLATES)
+        if "digits 1 to" in template:
+            n = min(n, 9)
+            value = math.perm(n, k)
+        q = template.format(n=n, k=k, roles=_ROLES[k], prizes=_PRIZES[k], name=name)
+        line = (f"Order matters and nothing is used twice, so this is an ordered selection: P({n}, {k}) = "
+                + " × ".join(str(n - i) for i in range(k)) + f" = {value}.")
+        return _record(q, [line], value, kind="ordered", n=n, k=k, extra=[])
     if kind == "repeat":
-        if difficulty == "easy":
-            n, k = rng.randint(2, 9), rng.randint(2, 3)
-        else:
-            n, k = rng.randint(3, 10), rng.randint(3, 4)
+        template, fixed, what = rng.choice(_REPEAT_TEMPLATES)
+        ks = {"easy": (2, 3), "medium": (3, 4), "hard": (4, 5)}[difficulty]
+        n = fixed or rng.randint(2, 9 if difficulty == "easy" else 10)
+        if "digits 1 to" in template:
+            n = min(n, 9)
+        k = rng.randint(*ks) + (1 if fixed == 2 else 0)
+        while n ** k > 10 ** 5:
+            k -= 1
         value = n ** k
-        q = rng.choice((
-            "A lock has {k} dials, each showing one of {n} symbols. How many different settings are there?",
-            "How many {k}-character codes can be made from {n} symbols if symbols may repeat?",
-            "A menu has {n} choices and {name} orders one for each of {k} days (repeats allowed, order "
-            "matters). How many plans are possible?",
-            "How many ordered sequences of length {k} can be formed from {n} different digits, with repetition "
-            "allowed?",
-            "Each of {k} light bulbs can glow in any of {n} colours. How many colour patterns are possible?",
-        )).format(n=n, k=k, name=rng.choice(_NAMES))
-        line = f"{n} choices for each of {k} positions: {n}^{k} = " + " × ".join([str(n)] * k) + f" = {value}."
-        return _record(q, [line], value, kind="repeat", n=n, k=k)
+        q = template.format(n=n, k=k, name=name)
+        product_text = " × ".join([str(n)] * k)
+        if fixed == 2 and what in ("flip", "toss"):
+            line = f"Each {what} has 2 outcomes, so {k} {what}{'es' if what == 'toss' else 's'} give {product_text} = {value}."
+        else:
+            line = (f"Each {what} has {n} choices and repeats are allowed, so multiply: {n}^{k} = "
+                    f"{product_text} = {value}.")
+        return _record(q, [line], value, kind="repeat", n=n, k=k, extra=[])
     if kind == "word":
         word = rng.choice(_WORDS[difficulty])
         counts = Counter(word)
@@ -878,11 +1218,15 @@ def _permutations(rng: random.Random, difficulty: str) -> dict:
             "In how many different ways can the letters of the word {w} be arranged?",
             "How many different strings can be formed by rearranging all the letters of {w}?",
             "Count the distinguishable permutations of the letters in {w}.",
+            "The letters of {w} are written on tiles. How many different words (real or not) can be made "
+            "using every tile once?",
+            "Work out how many different orders the letters of {w} can be put in.",
         )).format(w=word)
         rep = ", ".join(f"{ch} {c} times" for ch, c in repeats)
-        line = (f"{len(word)} letters with {rep}: {len(word)}!/(" + " × ".join(f"{c}!" for _, c in repeats)
+        line = (f"Repeated letters make equal arrangements, so divide by each repeat's factorial. "
+                f"{len(word)} letters with {rep}: {len(word)}!/(" + " × ".join(f"{c}!" for _, c in repeats)
                 + f") = {math.factorial(len(word))}/{denom} = {value}.")
-        return _record(q, [line], value, kind="word", word=word)
+        return _record(q, [line], value, kind="word", word=word, extra=[])
     if kind == "together":
         n = rng.randint(4, 7)
         a, b = _two_names(rng)
@@ -895,10 +1239,12 @@ def _permutations(rng: random.Random, difficulty: str) -> dict:
             "{n} students sit in a row of {n} chairs. {a} and {b} insist on sitting together. How many seatings "
             "are possible?",
             "In how many orders can {n} cars park in a row of {n} spaces if two specific cars must be adjacent?",
+            "{a} and {b} are two of {n} singers. If they must perform one right after the other, in how many "
+            "orders can all {n} singers perform?",
         )).format(n=n, a=a, b=b)
         line = (f"Glue the pair into one block: {n - 1} units give {n - 1}! = {math.factorial(n - 1)} orders, "
                 f"times 2 for the order inside the block = {value}.")
-        return _record(q, [line], value, kind="together", n=n)
+        return _record(q, [line], value, kind="together", n=n, extra=[])
     n = rng.randint(4, 7)
     value = math.factorial(n - 1)
     q = rng.choice((
@@ -908,9 +1254,12 @@ def _permutations(rng: random.Random, difficulty: str) -> dict:
         "{n} friends sit at a circular table. How many different seatings are there up to rotation?",
         "Count the ways to seat {n} guests around a circular table where only the relative order matters "
         "(rotations are equal).",
+        "{n} children hold hands in a circle. If turning the circle gives the same circle, how many circles "
+        "are possible?",
     )).format(n=n)
-    line = f"Fix one person's seat and arrange the other {n - 1}: ({n} - 1)! = {n - 1}! = {value}."
-    return _record(q, [line], value, kind="circular", n=n)
+    line = (f"Around a circle rotations are the same, so fix one seat and arrange the others: "
+            f"({n} - 1)! = {n - 1}! = {value}.")
+    return _record(q, [line], value, kind="circular", n=n, extra=[])
 
 
 # ---------------------------------------------------------------------------
@@ -929,36 +1278,72 @@ def _comb_text(n: int, k: int) -> str:
     return f"C({n}, {k}) = ({top})/({bottom}) = {math.perm(n, k2)}/{math.factorial(k2)} = {math.comb(n, k)}"
 
 
+_CHOOSE_TEMPLATES = (
+    "How many ways are there to choose {k} people from a group of {n}?",
+    "A committee of {k} is to be formed from {n} volunteers. How many different committees are possible?",
+    "A pizza place offers {n} toppings. How many different pizzas with exactly {k} toppings can you order?",
+    "From {n} books, {name} wants to pack {k} for a trip. How many different sets of books could {name} pack?",
+    "In how many ways can a coach pick {k} players out of {n} for a team, if order does not matter?",
+    "A club has {n} members. In how many ways can it send {k} of them to a meeting?",
+    "{n} runners are in a race, and the first {k} to finish all go through to the final. How many different "
+    "groups of finalists are possible?",
+    "A teacher gives {k} identical prizes to {k} of {n} students, at most one each. How many ways can the prizes "
+    "go?",
+    "Work out how many {k}-card hands can be dealt from {n} different cards.",
+    "{name} has {n} different stickers and will give {k} of them to a friend who is {x} years old. How many "
+    "different gifts are possible?",
+    "How many {k}-element subsets does a set with {n} elements have?",
+)
+_HANDSHAKE_TEMPLATES = (
+    "At a party, each of {n} guests shakes hands with every other guest exactly once. How many handshakes are "
+    "there?",
+    "{n} teams play in a league where every team plays every other team once. How many games are played?",
+    "How many line segments join pairs of {n} points, no three of which are on a line?",
+    "In a chess club of {n} members, every pair plays one game. How many games is that?",
+    "How many handshakes happen when {n} people each shake hands once with everyone else?",
+    "{n} friends want one photo of every possible pair of them. How many photos is that?",
+    "Find the number of different pairs that can be made from {n} students.",
+)
+# The ordered look-alike of a handshake: each pair counted in both orders.
+_ORDERED_PAIR_TEMPLATES = (
+    "{n} teams play in a league where every team plays every other team twice, once at home and once away. "
+    "How many games are played?",
+    "Each of {n} friends sends a postcard to every other friend. How many postcards are sent?",
+    "In a group of {n}, each person gives a gift to each of the others. How many gifts are given?",
+    "How many ordered pairs (first, second) of two different people can be made from {n} people?",
+    "At a party of {n} guests, every guest texts every other guest once. How many texts are sent?",
+)
+
+
 def _combinations(rng: random.Random, difficulty: str) -> dict:
-    """Unordered choices: C(n, k), handshakes, grid paths, mixed committees, 'at least one' committees."""
-    kinds = {"easy": ("choose", "handshakes"), "medium": ("choose", "handshakes", "grid", "split"),
+    """Unordered choices: C(n, k), handshakes (and their ordered look-alike), grid paths, mixed and 'at least one' committees."""
+    kinds = {"easy": ("choose", "handshakes", "ordered_pairs"),
+             "medium": ("choose", "handshakes", "ordered_pairs", "grid", "split"),
              "hard": ("choose", "split", "at_least", "grid")}[difficulty]
     kind = rng.choice(kinds)
     r = rng.randint
     if kind == "choose":
         n, k = {"easy": (r(4, 8), r(2, 3)), "medium": (r(7, 12), r(3, 4)), "hard": (r(10, 16), r(4, 6))}[difficulty]
+        if difficulty == "medium" and rng.random() < 0.3:
+            n, k = r(10, 20), 2
         value = math.comb(n, k)
-        q = rng.choice((
-            "How many ways are there to choose {k} people from a group of {n}?",
-            "A committee of {k} is to be formed from {n} volunteers. How many different committees are possible?",
-            "A pizza place offers {n} toppings. How many different pizzas with exactly {k} toppings can you order?",
-            "From {n} books, {name} wants to pack {k} for a trip. How many different sets of books could {name} pack?",
-            "What is C({n}, {k}), the number of {k}-element subsets of a set with {n} elements?",
-            "In how many ways can a coach pick {k} players out of {n} for a team, if order does not matter?",
-        )).format(n=n, k=k, name=rng.choice(_NAMES))
-        return _record(q, [_comb_text(n, k) + "."], value, kind="choose", n=n, k=k)
-    if kind == "handshakes":
+        template, x = rng.choice(_CHOOSE_TEMPLATES), r(6, 15)
+        q = template.format(n=n, k=k, name=rng.choice(_NAMES), x=x)
+        line = f"Order does not matter, so count selections: {_comb_text(n, k)}."
+        return _record(q, [line], value, kind="choose", n=n, k=k, extra=[x] if "{x}" in template else [])
+    if kind in ("handshakes", "ordered_pairs"):
         n = r(4, 12) if difficulty == "easy" else r(10, 30)
-        value = math.comb(n, 2)
-        q = rng.choice((
-            "At a party, each of {n} guests shakes hands with every other guest exactly once. How many "
-            "handshakes are there?",
-            "{n} teams play in a league where every team plays every other team once. How many games are played?",
-            "How many line segments join pairs of {n} points, no three of which are on a line?",
-            "In a chess club of {n} members, every pair plays one game. How many games is that?",
-        )).format(n=n)
-        return _record(q, [f"Each pair counts once: C({n}, 2) = {n} × {n - 1}/2 = {n * (n - 1)}/2 = {value}."], value,
-                       kind="handshakes", n=n)
+        if kind == "handshakes":
+            value = math.comb(n, 2)
+            q = rng.choice(_HANDSHAKE_TEMPLATES).format(n=n)
+            line = (f"Each pair counts once and order does not matter, so C({n}, 2) = {n} × {n - 1}/2 = "
+                    f"{n * (n - 1)}/2 = {value}.")
+            return _record(q, [line], value, kind="handshakes", n=n, extra=[])
+        value = n * (n - 1)
+        q = rng.choice(_ORDERED_PAIR_TEMPLATES).format(n=n)
+        line = (f"Each pair counts in both orders, so this is an ordered selection: P({n}, 2) = {n} × {n - 1} "
+                f"= {value}.")
+        return _record(q, [line], value, kind="ordered_pairs", n=n, extra=[])
     if kind == "grid":
         right, up = (r(2, 5), r(2, 4)) if difficulty == "medium" else (r(4, 8), r(3, 6))
         value = math.comb(right + up, up)
@@ -968,9 +1353,12 @@ def _combinations(rng: random.Random, difficulty: str) -> dict:
             "to ({a}, {b})?",
             "A city is a grid of streets. How many shortest routes go {a} blocks east and {b} blocks north?",
             "Count the lattice paths of {a} right-steps and {b} up-steps in any order.",
+            "On a grid, point B is {a} steps right of and {b} steps up from point A. How many shortest paths "
+            "lead from A to B?",
         )).format(a=right, b=up)
-        line = (f"Any path is {right + up} steps, {up} of them up: " + _comb_text(right + up, up) + ".")
-        return _record(q, [line], value, kind="grid", right=right, up=up)
+        line = (f"A path is a choice of which steps go up: {right + up} steps, {up} of them up, so "
+                + _comb_text(right + up, up) + ".")
+        return _record(q, [line], value, kind="grid", right=right, up=up, extra=[])
     if kind == "split":
         a, b = (r(4, 7), r(3, 6)) if difficulty == "medium" else (r(6, 10), r(5, 9))
         i, j = (r(1, 2), r(1, 2)) if difficulty == "medium" else (r(2, 3), r(2, 3))
@@ -983,9 +1371,11 @@ def _combinations(rng: random.Random, difficulty: str) -> dict:
             "A fruit basket gets {i} of {a} kinds of fruit and {j} of {b} kinds of nuts. How many different "
             "baskets are possible?",
             "In how many ways can you pick {i} of {a} novels and {j} of {b} comics to take on holiday?",
+            "How many teams of {i} boys and {j} girls can be formed from {a} boys and {b} girls?",
         )).format(a=a, b=b, i=i, j=j)
-        line = (f"{_comb_text(a, i)} and {_comb_text(b, j)}, so {math.comb(a, i)} × {math.comb(b, j)} = {value}.")
-        return _record(q, [line], value, kind="split", a=a, b=b, i=i, j=j)
+        line = (f"Choose each group separately, then multiply: {_comb_text(a, i)} and {_comb_text(b, j)}, "
+                f"so {math.comb(a, i)} × {math.comb(b, j)} = {value}.")
+        return _record(q, [line], value, kind="split", a=a, b=b, i=i, j=j, extra=[])
     men, women, k = r(4, 8), r(3, 6), r(3, 4)
     total, none = math.comb(men + women, k), math.comb(men, k)
     value = total - none
@@ -998,206 +1388,368 @@ def _combinations(rng: random.Random, difficulty: str) -> dict:
          "needs at least one senior?", "seniors"),
         ("How many {k}-person groups from {m} engineers and {w} designers have one or more designers?",
          "designers"),
+        ("From {m} men and {w} women, how many committees of {k} are not all men?", "women"),
     ))
     q = template.format(m=men, w=women, k=k)
-    line = (f"All groups: C({men + women}, {k}) = {total}; groups with no {group}: C({men}, {k}) = {none}. "
-            f"So {total} - {none} = {value}.")
-    return _record(q, [line], value, kind="at_least", first=men, second=women, k=k)
+    line = (f"At least one means all groups minus those with none. All groups: C({men + women}, {k}) = {total}; "
+            f"groups with no {group}: C({men}, {k}) = {none}. So {total} - {none} = {value}.")
+    return _record(q, [line], value, kind="at_least", first=men, second=women, k=k, extra=[])
+
+
+# ---------------------------------------------------------------------------
+# Question frames shared by the probability families (dice ... binomial)
+# ---------------------------------------------------------------------------
+# A family supplies the parts of a question: the situation as a clause ("two fair dice are rolled"),
+# the event as a clause ("the sum is 7"), or for a count what is counted ("different outcomes"). A frame
+# puts them together in one of several structures: setup first or question first, a short story with a
+# detail to ignore (a number that plays no part), P(...) notation, a bet. The model has to find the
+# situation and the event wherever they sit. Frames marked inline use the situation inside a sentence;
+# a family whose setup is several sentences long (a table, a test's error rates) uses only the others.
+# Each record keeps its frame's name in params["template"] and the ignored number in params["extra"].
+
+_DISTRACTORS = (
+    "{other} has {x} stickers in a pocket.",
+    "The game began {x} minutes ago.",
+    "{x} people are watching.",
+    "It is round {x} of a school fair.",
+    "{other} scored {x} points in the previous game.",
+    "The room has {x} chairs.",
+)
+
+_PROB_FRAMES = {  # name -> (frame, inline)
+    "setup_first": ("{S} What is the probability that {c}?", False),
+    "question_first": ("What is the probability that {c} when {s}?", True),
+    "how_likely": ("{S} How likely is it that {c}?", False),
+    "if_chance": ("If {s}, what is the chance that {c}?", True),
+    "story_odds": ("{name} is at a games evening. {X} {S} What are the odds that {c}, written as a probability?",
+                   False),
+    "p_notation": ("Find P({c}) if {s}.", True),
+    "detail_middle": ("{S} {X} Find the probability that {c}.", False),
+    "event_first": ("{C}: how likely is that, if {s}?", True),
+    "bet": ("{name} bets that {c}. {S} What is the probability that {name} wins the bet?", False),
+    "ask_then_setup": ("Find the probability that {c}. Here is the situation: {S}", False),
+    "detail_first": ("{X} {S} What is P({c})?", False),
+    "suppose": ("Suppose {s}. {X} Work out how likely it is that {c}.", True),
+}
+_COUNT_FRAMES = {
+    "count_setup_first": ("{S} How many {what} are possible?", False),
+    "count_question_first": ("How many {what} are there when {s}?", True),
+    "count_detail": ("{X} {S} Count the {what}.", False),
+    "count_list": ("{name} wants to write down every possibility. {S} How many {what} will the list have?", False),
+    "count_find": ("Find the number of {what} if {s}.", True),
+    "count_if": ("If {s}, how many {what} can occur?", True),
+}
+_GIVEN_FRAMES = {
+    "given_setup_first": ("{S} Given that {g}, what is the probability that {c}?", False),
+    "given_question_first": ("What is the probability that {c}, given that {g}, when {s}?", True),
+    "given_told": ("{S} You are told that {g}. How likely is it that {c}?", False),
+    "given_if": ("If {s} and {g}, what is the chance that {c}?", True),
+    "given_story": ("{name} is checking some records. {X} {S} Knowing that {g}, find the probability that {c}.",
+                    False),
+    "given_notation": ("{S} Find P({c} | {g}).", False),
+    "given_detail": ("{S} {X} Suppose {g}. What is the conditional probability that {c}?", False),
+    "given_event_first": ("{C}: how likely is that once we know {g}? {S}", False),
+    "given_ask_first": ("Find the probability that {c} given that {g}. The facts: {S}", False),
+}
+_STAT_FRAMES = {
+    "stat_setup_first": ("{S} What is the {stat} of {what}?", False),
+    "stat_question_first": ("What is the {stat} of {what} when {s}?", True),
+    "stat_symbol": ("{S} Let Y stand for {what}. Find {sym}.", False),
+    "stat_story": ("{name} is studying a game. {X} {S} Compute the {stat} of {what}.", False),
+    "stat_detail": ("{S} {X} Find the {stat} of {what}.", False),
+    "stat_if": ("If {s}, what is the {stat} of {what}?", True),
+    "stat_long_run": ("{S} Over many repetitions, {what} has what {stat}?", False),
+    "stat_suppose": ("Suppose {s}. Work out the {stat} of {what}.", True),
+    "stat_ask_first": ("Find the {stat} of {what}. The situation: {S}", False),
+}
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _frame(rng: random.Random, frames: dict, long: bool = False, **parts) -> tuple[str, str, int | None]:
+    """``(question, frame name, ignored number or None)``; ``long`` setups skip the inline frames.
+
+    A multi-sentence setup is passed as ``S`` (a family's own sentences); a clause as ``s``.
+    """
+    name = rng.choice([k for k, (_, inline) in frames.items() if not (long and inline)])
+    frame = frames[name][0]
+    person, other = rng.sample(_NAMES, 2)
+    x = rng.randint(3, 40)
+    if "S" not in parts:
+        parts["S"] = _cap(parts["s"]) + "."
+    text = frame.format(C=_cap(parts.get("c", "")), X=rng.choice(_DISTRACTORS).format(other=other, x=x),
+                        name=person, **parts)
+    return text, name, (x if "{X}" in frame else None)
+
+
+def _in_form(value, form: str) -> str:
+    """`` As a decimal, 3/8 = 0.375.`` when the question asked for that form, else ``""``."""
+    if form == "fraction":
+        return ""
+    return f" As a {'percentage' if form == 'percent' else 'decimal'}, {_f(value)} = {format_as(value, form)}."
+
+
+def _framed(rng: random.Random, frames: dict, lines: list[str], value, parts: dict, /, long: bool = False,
+            **params) -> dict:
+    """Frame the question, sometimes ask for a decimal, percent or fraction, and record it with its frame."""
+    q, template, extra = _frame(rng, frames, long=long, **parts)
+    form = "fraction"
+    if len(format_as(value, "decimal")) <= 6:  # a short exact decimal; 53.3935546875% teaches nothing
+        q, form = _ask_form(rng, q, value)
+    if form == "fraction":
+        q = _hint(rng, q, value, chance=0.15)
+    lines = [*lines[:-1], lines[-1] + _in_form(value, form)]
+    return _record(q, lines, value, form=form, template=template, extra=extra, **params)
+
+
+def _ask_probability(rng, s: str, c: str, lines: list[str], value, /, **params) -> dict:
+    return _framed(rng, _PROB_FRAMES, lines, value, {"s": s, "c": c}, **params)
+
+
+def _ask_count(rng, s: str, what: str, lines: list[str], value, /, **params) -> dict:
+    return _framed(rng, _COUNT_FRAMES, lines, value, {"s": s, "what": what}, **params)
 
 
 # ---------------------------------------------------------------------------
 # dice
 # ---------------------------------------------------------------------------
-# Events: name -> (test on an outcome tuple, clause, noun phrase). "{v}" is the event's number.
+# Events: name -> (test on an outcome tuple, clause). "{v}" is the event's number.
 
 _DIE_EVENTS_1 = {
-    "gt": (lambda o, v: o[0] > v, "the number rolled is greater than {v}", "a number greater than {v}"),
-    "even": (lambda o, v: o[0] % 2 == 0, "the result is even", "an even number"),
-    "prime": (lambda o, v: o[0] in (2, 3, 5), "the number shown is prime", "a prime number"),
-    "at_most": (lambda o, v: o[0] <= v, "it shows {v} or less", "a number of at most {v}"),
-    "mult3": (lambda o, v: o[0] % 3 == 0, "the result is a multiple of 3", "a multiple of 3"),
-    "not_eq": (lambda o, v: o[0] != v, "it does not show a {v}", "anything except a {v}"),
+    "gt": (lambda o, v: o[0] > v, "the number rolled is greater than {v}"),
+    "even": (lambda o, v: o[0] % 2 == 0, "the result is even"),
+    "prime": (lambda o, v: o[0] in (2, 3, 5, 7, 11), "the number shown is prime"),
+    "at_most": (lambda o, v: o[0] <= v, "it shows {v} or less"),
+    "mult3": (lambda o, v: o[0] % 3 == 0, "the result is a multiple of 3"),
+    "not_eq": (lambda o, v: o[0] != v, "it does not show a {v}"),
 }
 _DIE_EVENTS_N = {
-    "sum_eq": (lambda o, v: sum(o) == v, "the sum is {v}", "a total of {v}"),
-    "sum_ge": (lambda o, v: sum(o) >= v, "the sum is at least {v}", "a total of {v} or more"),
-    "sum_le": (lambda o, v: sum(o) <= v, "the sum is at most {v}", "a sum of {v} or less"),
-    "doubles": (lambda o, v: len(set(o)) == 1, "all the dice show the same number", "all dice matching"),
-    "at_least_one": (lambda o, v: v in o, "at least one die shows a {v}", "at least one {v}"),
-    "product_even": (lambda o, v: math.prod(o) % 2 == 0, "the product of the numbers is even",
-                     "an even product"),
-    "diff_eq": (lambda o, v: abs(o[0] - o[1]) == v, "the two numbers differ by exactly {v}",
-                "a difference of {v} between the two dice"),
-    "max_eq": (lambda o, v: max(o) == v, "the largest number showing is {v}", "a highest value of {v}"),
-    "first_gt": (lambda o, v: o[0] > o[1], "the first die shows a larger number than the second",
-                 "the first die beating the second"),
-    "all_different": (lambda o, v: len(set(o)) == len(o), "all the dice show different numbers",
-                      "no two dice matching"),
+    "sum_eq": (lambda o, v: sum(o) == v, "the sum of the numbers is {v}"),
+    "sum_ge": (lambda o, v: sum(o) >= v, "the sum is at least {v}"),
+    "sum_le": (lambda o, v: sum(o) <= v, "the sum is at most {v}"),
+    "product_eq": (lambda o, v: math.prod(o) == v, "the product of the numbers is {v}"),
+    "diff_eq": (lambda o, v: abs(o[0] - o[1]) == v, "the two numbers differ by exactly {v}"),
+    "doubles": (lambda o, v: len(set(o)) == 1, "all the dice show the same number"),
+    "at_least_one": (lambda o, v: v in o, "at least one die shows a {v}"),
+    "product_even": (lambda o, v: math.prod(o) % 2 == 0, "the product of the numbers is even"),
+    "max_eq": (lambda o, v: max(o) == v, "the largest number showing is {v}"),
+    "first_gt": (lambda o, v: o[0] > o[1], "the first die shows a larger number than the second"),
+    "all_different": (lambda o, v: len(set(o)) == len(o), "all the dice show different numbers"),
+    "any": (lambda o, v: True, ""),
 }
+_DICE_WORDS = {1: "one", 2: "two", 3: "three", 4: "four"}
 
-_DICE_SETUP = {
-    1: ("A fair six-sided die is rolled once.", "You roll one fair die.", "A standard die is thrown."),
-    2: ("Two fair dice are rolled.", "You roll a pair of fair six-sided dice.", "Two standard dice are thrown."),
-    3: ("Three fair dice are rolled.", "You throw three fair six-sided dice.", "Three standard dice are rolled."),
-}
-_DICE_ASK = (
-    "{setup} What is the probability that {clause}?",
-    "{setup} Find the probability that {clause}.",
-    "{setup} How likely is it that {clause}?",
-    "What is the chance of {noun} when {rolling}?",
-    "If {rolling_if}, what is the probability of {noun}?",
-)
-_ROLLING = {1: ("rolling a fair die once", "you roll a fair die"),
-            2: ("rolling two fair dice", "you roll a pair of dice"),
-            3: ("rolling three fair dice", "three fair dice are rolled")}
+
+def _dice_situation(rng: random.Random, k: int, sides: int, ordered: bool) -> str:
+    die = "fair die" if sides == 6 else f"fair {sides}-sided die"
+    dice = "fair dice" if sides == 6 else f"fair {sides}-sided dice"
+    name = rng.choice(_NAMES)
+    if k == 1:
+        return rng.choice((f"a {die} is rolled once", f"{name} rolls a {die}", f"a {die} is thrown"))
+    if ordered:
+        return rng.choice((f"a red {die} and a blue {die} are rolled, the red one being the first",
+                           f"a {die} is rolled {_DICE_WORDS[k]} times, one roll after the other",
+                           f"{name} rolls a {die} {_DICE_WORDS[k]} times and writes the results in order"))
+    return rng.choice((f"{_DICE_WORDS[k]} {dice} are rolled", f"{name} throws {_DICE_WORDS[k]} {dice}",
+                       f"{name} rolls {_DICE_WORDS[k]} {dice} at once"))
+
+
+def _dice_favourable(good: list, n_all: int, event: str, value, k: int, sides: int) -> str:
+    """How many outcomes the event has, shown the short way."""
+    n_good = len(good)
+    if k == 1:
+        return f"Of the {sides} faces, {', '.join(str(o[0]) for o in good) or 'none'} qualify: {n_good} of {sides}."
+    if event.startswith("sum_") and n_good > 6:
+        sums = Counter(sum(o) for o in good)
+        ways = " + ".join(str(sums[s]) for s in sorted(sums))
+        return f"Sums {', '.join(map(str, sorted(sums)))} occur {ways} = {n_good} ways."
+    if n_good <= 6:
+        shown = ", ".join("(" + ",".join(map(str, o)) + ")" for o in good) if good else "none"
+        return f"Favourable: {shown}, {n_good} outcomes."
+    reason = {  # lazily: only the event's own line is built
+        "at_least_one": lambda: f"\"At least one {value}\" is the complement of \"no {value}\": {n_all} - {sides - 1}^{k} = "
+                        f"{n_all} - {(sides - 1) ** k} = {n_good}",
+        "product_even": lambda: f"the product is odd only when every die is odd ({sides // 2}^{k} = {(sides // 2) ** k} "
+                        f"ways), so {n_all} - {(sides // 2) ** k} = {n_good} are even",
+        "all_different": lambda: f"all different: {' × '.join(str(sides - i) for i in range(k))} = {n_good}",
+        "first_gt": lambda: f"of the {n_all - sides} outcomes that are not doubles, half have the first die larger: {n_good}",
+        "diff_eq": lambda: f"a difference of 0 means doubles, one per face: {n_good}" if value == 0 else
+        f"(a, a + {value}) for a = 1 to {sides - value}, in either order: 2 × {sides - value} = {n_good}",
+        "max_eq": lambda: f"{value}^{k} - {value - 1}^{k} = {n_good} have maximum {value}",
+        "doubles": lambda: f"one double for each of the {sides} faces: {n_good}",
+    }.get(event, lambda: f"{n_good} of them are favourable")()
+    return _cap(reason) + "."
 
 
 def _dice(rng: random.Random, difficulty: str) -> dict:
-    """One, two or three fair dice: sums, doubles, at least one six, comparisons; counted exactly."""
+    """Fair dice: probabilities of sums, products, differences, doubles, at least one; and counts of outcomes.
+
+    Look-alikes side by side: "the sum is 6" / "the product is 6" / "they differ by 2", and
+    "how many outcomes ..." (a count) next to "what is the probability ..." (a fraction).
+    """
+    sides = 6
     if difficulty == "easy":
-        k = rng.choice((1, 1, 2))
-        event = rng.choice(tuple(_DIE_EVENTS_1)) if k == 1 else rng.choice(("sum_eq", "doubles"))
+        k, event = rng.choice(((1, None), (1, None), (2, "sum_eq"), (2, "doubles"), (2, "any")))
+        if k == 1:
+            event = rng.choice(tuple(_DIE_EVENTS_1))
+        quantity = "count" if event == "any" else "probability"
+        if event == "any" and rng.random() < 0.5:
+            sides = rng.choice((4, 8, 10, 12))
     elif difficulty == "medium":
         k = 2
-        event = rng.choice(("sum_eq", "sum_ge", "sum_le", "doubles", "at_least_one", "product_even",
-                            "diff_eq", "max_eq", "first_gt"))
+        event = rng.choice(("sum_eq", "product_eq", "diff_eq", "sum_ge", "sum_le", "doubles", "at_least_one",
+                            "product_even", "max_eq", "first_gt", "sum_eq", "product_eq"))
+        quantity = "count" if rng.random() < 0.25 else "probability"
+        if event in ("sum_eq", "product_eq", "diff_eq", "sum_ge", "sum_le", "doubles") and rng.random() < 0.3:
+            sides = rng.choice((4, 8, 10, 12))
     else:
-        k = 3
-        event = rng.choice(("sum_eq", "sum_ge", "sum_le", "doubles", "at_least_one", "all_different"))
-    value = {"gt": rng.randint(1, 5), "at_most": rng.randint(1, 5), "not_eq": rng.randint(1, 6),
-             "at_least_one": rng.randint(1, 6), "diff_eq": rng.randint(0, 5), "max_eq": rng.randint(1, 6),
-             "sum_eq": rng.randint(2, 12) if k == 2 else rng.randint(4, 17),
-             "sum_ge": rng.randint(8, 12) if k == 2 else rng.randint(14, 17),
-             "sum_le": rng.randint(3, 6) if k == 2 else rng.randint(4, 7)}.get(event)
-    test, clause, noun = (_DIE_EVENTS_1 if k == 1 else _DIE_EVENTS_N)[event]
-    outcomes = list(product(range(1, 7), repeat=k))
+        k = rng.choice((3, 3, 3, 4))
+        event = rng.choice(("sum_eq", "sum_ge", "sum_le", "doubles", "at_least_one", "all_different", "any",
+                            "product_eq")) if k == 3 else "any"
+        quantity = "count" if event == "any" or rng.random() < 0.2 else "probability"
+    outcomes = list(product(range(1, sides + 1), repeat=k))
+    if event == "product_eq":
+        value = math.prod(rng.choice(outcomes))
+    else:
+        value = {"gt": rng.randint(1, 5), "at_most": rng.randint(1, 5), "not_eq": rng.randint(1, 6),
+                 "at_least_one": rng.randint(1, 6), "diff_eq": rng.randint(0, min(5, sides - 1)),
+                 "max_eq": rng.randint(2, 6),
+                 "sum_eq": rng.randint(k, k * sides),
+                 "sum_ge": rng.randint(8, 12) if k == 2 and sides == 6 else rng.randint(k * sides - 4, k * sides),
+                 "sum_le": rng.randint(3, 6) if k == 2 else rng.randint(k + 1, k + 4)}.get(event)
+    test, clause = (_DIE_EVENTS_1 if k == 1 else _DIE_EVENTS_N)[event]
     good = [o for o in outcomes if test(o, value)]
-    p = Fraction(len(good), len(outcomes))
-    clause, noun = clause.format(v=value), noun.format(v=value)
+    clause = clause.format(v=value)
     if k == 2 and event in ("doubles", "all_different"):
-        clause = {"doubles": "both dice show the same number", "all_different": "the dice differ"}[event]
-        noun = {"doubles": "rolling doubles", "all_different": "two different numbers"}[event]
-    template = rng.choice(_DICE_ASK)
-    if event == "first_gt":
-        template = rng.choice(_DICE_ASK[:3])
-        setup = rng.choice(("A red die and a blue die are rolled; call the red one the first die.",
-                            "Two fair dice are rolled one after the other.",
-                            "You roll a fair die twice (first roll, then second roll)."))
-    else:
-        setup = rng.choice(_DICE_SETUP[k])
-    rolling, rolling_if = _ROLLING[k]
-    q = template.format(setup=setup, clause=clause, noun=noun, rolling=rolling, rolling_if=rolling_if)
-    total = " × ".join(["6"] * k) + f" = {len(outcomes)}" if k > 1 else "6"
+        clause = {"doubles": "both dice show the same number", "all_different": "the two dice differ"}[event]
+    s = _dice_situation(rng, k, sides, ordered=event == "first_gt" or event == "any" and rng.random() < 0.5)
+    total = _dice_total_line(k, sides, len(outcomes))
+    params = dict(dice=k, sides=sides, event=event, value=value, quantity=quantity)
+    if event == "any":
+        lines = [f"{total} The question asks how many outcomes, so the answer is that count."]
+        what = rng.choice(("different outcomes", "possible results, listed die by die", "equally likely outcomes"))
+        return _ask_count(rng, s, what, lines, len(outcomes), **params)
+    lines = [total, _dice_favourable(good, len(outcomes), event, value, k, sides)]
+    if quantity == "count":
+        lines[-1] += " The question asks how many outcomes, not how likely: the count."
+        return _ask_count(rng, s, f"outcomes in which {clause}", lines, len(good), **params)
+    lines[-1] += " Probability = favourable ÷ all: " + _prob_line(len(good), len(outcomes))
+    return _ask_probability(rng, s, clause, lines, Fraction(len(good), len(outcomes)), **params)
+
+
+def _dice_total_line(k: int, sides: int, n_all: int) -> str:
     if k == 1:
-        faces = ", ".join(str(o[0]) for o in good)
-        line = f"Of the 6 faces, {faces} qualify: {len(good)} of 6. " + _prob_line(len(good), 6)
-    elif event.startswith("sum_") and len(good) > 6:
-        sums = Counter(sum(o) for o in good)
-        ways = " + ".join(str(sums[s]) for s in sorted(sums))
-        if len(sums) == 1:
-            sums_text = f"A sum of {value} occurs in {len(good)} ways."
-        else:
-            sums_text = f"Sums {', '.join(map(str, sorted(sums)))} occur {ways} = {len(good)} ways."
-        line = f"There are {total} equally likely outcomes. {sums_text} " + _prob_line(len(good), len(outcomes))
-    elif len(good) <= 6:
-        shown = ", ".join("(" + ",".join(map(str, o)) + ")" for o in good) if good else "none"
-        line = (f"There are {total} equally likely outcomes. Favourable: {shown}, {len(good)} outcomes. "
-                + _prob_line(len(good), len(outcomes)))
-    else:
-        n_all, n_good = len(outcomes), len(good)
-        if event == "at_least_one":
-            reason = f"{n_all} - 5^{k} = {n_all} - {5 ** k} = {n_good} have a {value}"
-        elif event == "product_even":
-            reason = f"the product is odd only when every die is odd ({3 ** k} ways), so {n_good} are even"
-        elif event == "all_different":
-            reason = f"6 × 5 × 4 = {n_good} have all different numbers"
-        elif event == "first_gt":
-            reason = f"of the 30 outcomes that are not doubles, half have the first die larger: {n_good}"
-        elif event == "diff_eq":
-            reason = f"(a, a + {value}) for a = 1 to {6 - value}, in either order, gives 2 × {6 - value} = {n_good}"
-        elif event == "max_eq":
-            reason = f"{value}^2 - {value - 1}^2 = {n_good} have maximum {value}"
-        else:
-            reason = f"{n_good} of them are favourable"
-        line = f"There are {total} equally likely outcomes; {reason}. " + _prob_line(len(good), len(outcomes))
-    return _record(_hint(rng, q, p), [line], p, dice=k, event=event, value=value)
+        return f"A fair die has {sides} equally likely faces."
+    return (f"Each die has {sides} faces and the choices multiply: {' × '.join([str(sides)] * k)} = {n_all} "
+            "equally likely outcomes.")
 
 
 # ---------------------------------------------------------------------------
 # coins
 # ---------------------------------------------------------------------------
 
+def _coin_total(n: int) -> str:
+    product_text = " × ".join(["2"] * n) if n <= 5 else f"2^{n}"
+    return f"Each flip has 2 outcomes, so {n} flips give {product_text} = {2 ** n} equally likely sequences."
+
+
 def _coins(rng: random.Random, difficulty: str) -> dict:
-    """n fair coins: exactly k heads, at least one head, at least/at most k, all alike, no two heads in a row."""
+    """n fair coin flips: exactly / at least / at most k heads, a fixed order, the first flips; counts of sequences.
+
+    Look-alikes: "how many sequences can 4 flips produce" (16, a count) next to "the probability
+    of exactly 2 heads" (6/16) and "heads, tails, heads in that order" (1/8, one sequence).
+    """
     n = {"easy": rng.randint(2, 3), "medium": rng.randint(3, 5), "hard": rng.randint(5, 8)}[difficulty]
-    events = {"easy": ("exactly", "at_least_one", "all_same", "exactly_tails"),
-              "medium": ("exactly", "at_least_one", "at_least", "at_most", "all_same", "more_heads"),
-              "hard": ("exactly", "at_least", "at_most", "more_heads", "no_consecutive", "at_least_one")}[difficulty]
+    events = {"easy": ("exactly", "at_least_one", "all_same", "exactly_tails", "sequences", "sequence"),
+              "medium": ("exactly", "at_least_one", "at_least", "at_most", "all_same", "more_heads", "count_exactly",
+                         "first_k", "sequences", "sequence"),
+              "hard": ("exactly", "at_least", "at_most", "more_heads", "no_consecutive", "at_least_one",
+                       "count_exactly", "sequence", "sequences")}[difficulty]
     event = rng.choice(events)
-    low = {"exactly": 0, "exactly_tails": 1, "at_least": 2, "at_most": 1}.get(event)
+    low = {"exactly": 0, "exactly_tails": 1, "at_least": 2, "at_most": 1, "count_exactly": 1, "first_k": 2}.get(event)
     k = rng.randint(low, n) if low is not None else None
-    if event == "at_most" and k == n:
-        k = n - 1
+    if event in ("at_most", "first_k") and k == n:
+        k = n - 1 if event == "at_most" or n > 2 else None
+        if k is None:
+            event, k = "at_least_one", None
     total = 2 ** n
+    ordered = rng.choice((f"a fair coin is tossed {n} times in a row", f"{rng.choice(_NAMES)} flips a fair coin {n} "
+                          "times and writes down the sequence", f"a fair coin is flipped {n} times, one flip at a time"))
+    s = rng.choice((f"a fair coin is tossed {n} times", f"{n} fair coins are flipped", ordered,
+                    f"{rng.choice(_NAMES)} tosses {n} fair coins at once"))
+    heads = "one head" if k == 1 else f"{k} heads"
+    params = dict(n=n, event=event, k=k, sequence=None)
+    if event == "sequences":
+        lines = [_coin_total(n) + " The question asks how many sequences: a count, not a probability."]
+        what = rng.choice(("different sequences of heads and tails", "possible head/tail sequences",
+                           "outcomes (ordered strings of H and T)"))
+        return _ask_count(rng, ordered, what, lines, total, quantity="count", **params)
+    if event == "count_exactly":
+        count = math.comb(n, k)
+        lines = [f"A sequence with exactly {heads} is fixed by choosing which {k} of the {n} flips are heads: "
+                 f"C({n}, {k}) = {count}. It asks how many, so the answer is the count."]
+        return _ask_count(rng, ordered, f"sequences with exactly {heads}", lines, count, quantity="count", **params)
+    if event == "sequence":
+        seq = [rng.choice("HT") for _ in range(n)]
+        params["sequence"] = seq
+        words = ", ".join("heads" if x == "H" else "tails" for x in seq)
+        lines = [_coin_total(n), f"One fixed order is a single sequence, 1 of the {total}: " + _prob_line(1, total)]
+        return _ask_probability(rng, ordered, f"the flips come up {words}, in exactly that order", lines,
+                                Fraction(1, total), quantity="probability", **params)
+    if event == "first_k":
+        value = Fraction(1, 2 ** k)
+        lines = [f"Flips are independent, and only the first {k} matter: (1/2)^{k} = "
+                 f"{' × '.join(['1/2'] * k)} = {_f(value)}."]
+        return _ask_probability(rng, ordered, f"the first {k} flips all come up heads", lines, value,
+                                quantity="probability", **params)
     if event in ("exactly", "exactly_tails"):
         count = math.comb(n, k)
         face = "heads" if event == "exactly" else "tails"
-        why = f"Exactly {k} {face}: C({n}, {k}) = {count} of them."
+        why = f"Exactly {k} {face} in any order: choose which {k} of the {n} flips, C({n}, {k}) = {count}."
     elif event in ("at_least", "at_most", "more_heads"):
         ks = {"at_least": range(k, n + 1) if k else None, "at_most": range(0, (k or 0) + 1),
               "more_heads": range(n // 2 + 1, n + 1)}[event]
         count = sum(math.comb(n, j) for j in ks)
         rest = [j for j in range(n + 1) if j not in ks]
+        rule = {"at_least": f"\"At least {k}\" means {k} to {n} heads", "at_most": f"\"At most {k}\" means 0 to {k} heads",
+                "more_heads": f"More heads than tails means {ks[0]} to {n} heads"}[event]
         if len(ks) > len(rest) + 1:  # the complement is shorter to add up
             terms = " + ".join(f"C({n}, {j})" for j in rest)
             values = " + ".join(str(math.comb(n, j)) for j in rest)
             other = total - count
-            why = (f"The rest (heads = {', '.join(map(str, rest))}) number {terms} = "
+            why = (f"{rule}; the rest (heads = {', '.join(map(str, rest))}) number {terms} = "
                    + (f"{values} = " if len(rest) > 1 else "") + f"{other}, so {total} - {other} = {count} qualify.")
         else:
             terms = " + ".join(f"C({n}, {j})" for j in ks)
             values = " + ".join(str(math.comb(n, j)) for j in ks)
-            why = f"Add {terms} = {values} = {count}." if len(ks) > 1 else f"C({n}, {ks[0]}) = {count}."
+            why = f"{rule}: {terms} = {values} = {count}." if len(ks) > 1 else f"{rule}: C({n}, {ks[0]}) = {count}."
     elif event == "at_least_one":
         count = total - 1
-        why = f"Only the outcome with all tails has no head, so {total} - 1 = {count} have at least one."
+        why = f"\"At least one head\" is the complement of \"all tails\" (1 sequence): {total} - 1 = {count}."
     elif event == "all_same":
         count = 2
-        why = "Only all heads or all tails qualify: 2 outcomes."
+        why = "All alike means all heads or all tails: 2 sequences."
     else:  # no_consecutive: lengths 1, 2, 3... give 2, 3, 5, 8... (each the sum of the two before)
         seq = [2, 3]
         while len(seq) < n:
             seq.append(seq[-1] + seq[-2])
         count = seq[n - 1]
         why = (f"Strings with no HH of lengths 1 to {n} number " + ", ".join(map(str, seq[:n]))
-               + " (each is the sum of the previous two), so " + f"{count} qualify.")
-    p = Fraction(count, total)
-    heads, tails = ("one head", "one tail") if k == 1 else (f"{k} heads", f"{k} tails")
-    ev = {
-        "exactly": f"exactly {heads}", "exactly_tails": f"exactly {tails}",
-        "at_least": f"at least {heads}", "at_most": f"at most {heads}",
-        "at_least_one": "at least one head", "all_same": "all heads or all tails",
-        "more_heads": "more heads than tails", "no_consecutive": "no two heads in a row",
+               + f" (each is the sum of the previous two), so {count} qualify.")
+    clause = {
+        "exactly": f"exactly {heads} {'appears' if k == 1 else 'appear'}",
+        "exactly_tails": f"exactly {'one tail appears' if k == 1 else f'{k} tails appear'}",
+        "at_least": f"at least {heads} appear", "at_most": f"at most {heads} {'appears' if k == 1 else 'appear'}",
+        "at_least_one": "at least one head appears", "all_same": "all the flips land the same way",
+        "more_heads": "there are more heads than tails", "no_consecutive": "no two heads come up in a row",
     }[event]
     if event == "exactly" and k == 0:
-        ev = "no heads at all"
-    setup, ask = rng.choice((
-        ("A fair coin is tossed {n} times.", "What is the probability of getting {ev}?"),
-        ("{n} fair coins are flipped.", "Find the probability of {ev}."),
-        ("You flip a fair coin {n} times.", "How likely is it that you get {ev}?"),
-        ("", "If a fair coin is flipped {n} times, what is the chance of {ev}?"),
-        ("{name} tosses {n} fair coins at once.", "What is the probability that {name} sees {ev}?"),
-    ))
-    if event == "no_consecutive":
-        setup, ask = rng.choice((
-            ("A fair coin is tossed {n} times in a row.", "What is the probability of {ev}?"),
-            ("", "A fair coin is flipped {n} times. How likely is it that the sequence has {ev}?"),
-            ("You flip a fair coin {n} times and write down the sequence.",
-             "Find the probability that it contains {ev}."),
-        ))
-    q = (setup + " " + ask).strip().format(n=n, ev=ev, name=rng.choice(_NAMES))
-    line = f"There are 2^{n} = {total} equally likely outcomes. {why} " + _prob_line(count, total)
-    return _record(_hint(rng, q, p), [line], p, n=n, event=event, k=k)
+        clause = "no heads appear at all"
+    lines = [_coin_total(n), why + " " + _prob_line(count, total)]
+    return _ask_probability(rng, ordered if event == "no_consecutive" else s, clause, lines,
+                            Fraction(count, total), quantity="probability", **params)
 
 
 # ---------------------------------------------------------------------------
@@ -1207,23 +1759,28 @@ def _coins(rng: random.Random, difficulty: str) -> dict:
 _RANKS = ("A", "2", "3", "4", "5", "6", "7", "8", "9", "10", "J", "Q", "K")
 _SUITS = ("hearts", "diamonds", "clubs", "spades")
 
-# single-card events: name -> (test on (rank, suit), noun phrase with article)
+# single-card events: name -> (test on (rank, suit), noun phrase with article, how many and why)
 _CARD_EVENTS = {
-    "heart": (lambda c: c[1] == "hearts", "a heart"),
-    "red": (lambda c: c[1] in ("hearts", "diamonds"), "a red card"),
-    "king": (lambda c: c[0] == "K", "a king"),
-    "ace": (lambda c: c[0] == "A", "an ace"),
-    "face": (lambda c: c[0] in ("J", "Q", "K"), "a face card (jack, queen or king)"),
-    "heart_or_king": (lambda c: c[1] == "hearts" or c[0] == "K", "a heart or a king"),
-    "red_face": (lambda c: c[1] in ("hearts", "diamonds") and c[0] in ("J", "Q", "K"), "a red face card"),
-    "black_ace": (lambda c: c[1] in ("clubs", "spades") and c[0] == "A", "a black ace"),
-    "number": (lambda c: c[0] in _RANKS[1:10], "a number card (2 through 10)"),
-    "not_spade": (lambda c: c[1] != "spades", "a card that is not a spade"),
-    "queen_of_spades": (lambda c: c == ("Q", "spades"), "the queen of spades"),
+    "heart": (lambda c: c[1] == "hearts", "a heart", "13 of the 52 cards are hearts."),
+    "red": (lambda c: c[1] in ("hearts", "diamonds"), "a red card", "Hearts and diamonds give 26 red cards."),
+    "king": (lambda c: c[0] == "K", "a king", "There are 4 kings, one per suit."),
+    "ace": (lambda c: c[0] == "A", "an ace", "There are 4 aces, one per suit."),
+    "face": (lambda c: c[0] in ("J", "Q", "K"), "a face card (jack, queen or king)",
+             "3 face cards in each of 4 suits: 12 cards."),
+    "heart_or_king": (lambda c: c[1] == "hearts" or c[0] == "K", "a heart or a king",
+                      "\"Or\" counts the overlap once: 13 hearts + 4 kings - 1 king of hearts = 16 cards."),
+    "red_face": (lambda c: c[1] in ("hearts", "diamonds") and c[0] in ("J", "Q", "K"), "a red face card",
+                 "3 face cards in each of the 2 red suits: 6 cards."),
+    "black_ace": (lambda c: c[1] in ("clubs", "spades") and c[0] == "A", "a black ace",
+                  "There are 2 black aces (clubs, spades)."),
+    "number": (lambda c: c[0] in _RANKS[1:10], "a number card (2 through 10)",
+               "9 number cards in each of 4 suits: 36 cards."),
+    "not_spade": (lambda c: c[1] != "spades", "a card that is not a spade", "52 - 13 spades = 39 cards."),
+    "queen_of_spades": (lambda c: c == ("Q", "spades"), "the queen of spades", "Exactly 1 card is the queen of spades."),
 }
 _DECK = [(r, s) for s in _SUITS for r in _RANKS]
 
-# two-card events: name -> (test on (first, second), phrase)
+# two-card events: name -> (test on (first, second), clause)
 _TWO_CARD_EVENTS = {
     "both_aces": (lambda a, b: a[0] == "A" and b[0] == "A", "both cards are aces"),
     "both_hearts": (lambda a, b: a[1] == "hearts" and b[1] == "hearts", "both cards are hearts"),
@@ -1237,56 +1794,87 @@ _TWO_CARD_EVENTS = {
     "at_least_one_ace": (lambda a, b: "A" in (a[0], b[0]), "at least one of the cards is an ace"),
     "no_hearts": (lambda a, b: "hearts" not in (a[1], b[1]), "neither card is a heart"),
 }
+# hands counted by kind: name -> (cards of the kind, phrase)
+_HAND_KINDS = {"both_hearts": (13, "hearts"), "both_red": (26, "red cards"), "both_face": (12, "face cards"),
+               "both_aces": (4, "aces")}
+
+
+def _comb_steps(n: int, k: int) -> str:
+    """``C(52, 2) = 52 × 51 / 2 = 1326`` (``C(n, 1) = n``)."""
+    if k == 1:
+        return f"C({n}, 1) = {n}"
+    top = " × ".join(str(n - i) for i in range(k))
+    bottom = " × ".join(str(k - i) for i in range(k)) if k > 2 else "2"
+    return f"C({n}, {k}) = {top} / {'(' + bottom + ')' if k > 2 else bottom} = {math.comb(n, k)}"
 
 
 def _cards(rng: random.Random, difficulty: str) -> dict:
-    """A standard 52-card deck: one card (suits, ranks, face cards, unions) or two cards with/without replacement."""
-    deck_text = rng.choice(("a standard 52-card deck", "a well-shuffled deck of 52 playing cards",
-                            "an ordinary deck of 52 cards"))
+    """A 52-card deck: one card, two cards with or without replacement, and counts of hands vs ordered deals.
+
+    Look-alikes: "how many 2-card hands" (C(52, 2), order ignored) next to "how many ways to deal
+    a first and a second card" (52 × 51) and "the probability that both are hearts".
+    """
+    deck = rng.choice(("a standard 52-card deck", "a well-shuffled deck of 52 playing cards",
+                       "an ordinary deck of 52 cards"))
+    name = rng.choice(_NAMES)
     if difficulty == "easy":
+        kind = rng.choice(("one", "one", "one", "count_cards", "hands"))
+    elif difficulty == "medium":
+        kind = rng.choice(("two", "two", "two", "ordered", "hand_kind", "hands"))
+    else:
+        kind = rng.choice(("two", "two", "two", "two", "hands", "hand_kind"))
+    if kind in ("one", "count_cards"):
         event = rng.choice(tuple(_CARD_EVENTS))
-        test, noun = _CARD_EVENTS[event]
+        test, noun, why = _CARD_EVENTS[event]
         count = sum(1 for c in _DECK if test(c))
-        p = Fraction(count, 52)
-        q = rng.choice((
-            "A card is drawn at random from {deck}. What is the probability that it is {noun}?",
-            "What is the probability of drawing {noun} from {deck}?",
-            "You pick one card from {deck}. How likely is it to be {noun}?",
-            "One card is dealt from {deck}. Find P(the card is {noun}).",
-            "If {name} draws a single card from {deck}, what is the chance it is {noun}?",
-        )).format(deck=deck_text, noun=noun, name=rng.choice(_NAMES))
-        why = {
-            "heart": "13 of the 52 cards are hearts.", "red": "Hearts and diamonds give 26 red cards.",
-            "king": "There are 4 kings, one per suit.", "ace": "There are 4 aces, one per suit.",
-            "face": "3 face cards in each of 4 suits: 12 cards.",
-            "heart_or_king": "13 hearts + 4 kings - 1 king of hearts = 16 cards.",
-            "red_face": "3 face cards in each of the 2 red suits: 6 cards.",
-            "black_ace": "There are 2 black aces (clubs, spades).",
-            "number": "9 number cards in each of 4 suits: 36 cards.",
-            "not_spade": "52 - 13 spades = 39 cards.", "queen_of_spades": "Exactly 1 card is the queen of spades.",
-        }[event]
-        return _record(_hint(rng, q, p), [why + " " + _prob_line(count, 52)], p, draws=1, replacement=False,
-                       event=event)
+        params = dict(draws=1, replacement=False, event=event, quantity="count" if kind == "count_cards" else
+                      "probability", ordered=False)
+        if kind == "count_cards":
+            lines = [why + f" It asks how many cards, so the answer is the count {count}."]
+            return _ask_count(rng, f"{name} sorts through {deck}", f"cards that are {noun}", lines, count, **params)
+        s = rng.choice((f"a card is drawn at random from {deck}", f"{name} picks one card from {deck}",
+                        f"one card is dealt from {deck}"))
+        lines = [why + " Each of the 52 cards is equally likely: " + _prob_line(count, 52)]
+        return _ask_probability(rng, s, f"the card is {noun}", lines, Fraction(count, 52), **params)
+    if kind in ("hands", "ordered", "hand_kind"):
+        k = 2 if kind != "hands" or difficulty == "easy" else rng.choice((2, 3))
+        s = rng.choice((f"{_DICE_WORDS[k]} cards are dealt from {deck}", f"{name} is dealt {_DICE_WORDS[k]} cards "
+                        f"from {deck}", f"{name} takes {_DICE_WORDS[k]} cards from {deck} without putting any back"))
+        if kind == "hands":
+            lines = [f"A hand ignores order, so count combinations: {_comb_steps(52, k)}."]
+            what = rng.choice((f"different {k}-card hands", f"different sets of {k} cards"))
+            return _ask_count(rng, s, what, lines, math.comb(52, k), draws=k, replacement=False, event="any",
+                              quantity="count", ordered=False)
+        if kind == "ordered":
+            lines = [f"Order matters (a first card, then a second) and there is no replacement: 52 × 51 = {52 * 51}."]
+            what = rng.choice(("ordered ways to deal a first card and then a second card",
+                               "ways the first and the second card can come out, in order"))
+            return _ask_count(rng, s, what, lines, 52 * 51, draws=2, replacement=False, event="any",
+                              quantity="count", ordered=True)
+        event = rng.choice(tuple(_HAND_KINDS))
+        m, plural = _HAND_KINDS[event]
+        lines = [f"A hand ignores order: choose 2 of the {m} {plural}, {_comb_steps(m, 2)}."]
+        return _ask_count(rng, s, f"2-card hands made only of {plural}", lines, math.comb(m, 2), draws=2,
+                          replacement=False, event=event, quantity="count", ordered=False)
     if difficulty == "medium":
         event = rng.choice(("both_aces", "both_hearts", "both_red", "both_face", "ace_then_king", "no_hearts"))
-        replacement = False
+        replacement = rng.random() < 0.3
     else:
         event = rng.choice(("same_suit", "pair", "ace_and_king", "at_least_one_ace", "both_aces", "both_hearts"))
-        replacement = event in ("both_aces", "both_hearts") or rng.random() < 0.25
+        replacement = rng.random() < 0.35
     test, clause = _TWO_CARD_EVENTS[event]
     pairs = list(product(_DECK, repeat=2)) if replacement else list(permutations(_DECK, 2))
     good = sum(1 for a, b in pairs if test(a, b))
     p = Fraction(good, len(pairs))
-    how = ("with replacement (the first card is put back and the deck reshuffled)" if replacement
-           else "without replacement")
-    q = rng.choice((
-        "Two cards are drawn from {deck} {how}. What is the probability that {clause}?",
-        "From {deck}, two cards are dealt one after another {how}. Find the probability that {clause}.",
-        "{name} draws two cards {how} from {deck}. How likely is it that {clause}?",
-        "Two cards are taken {how} from {deck}. What is the chance that {clause}?",
-    )).format(deck=deck_text, how=how, clause=clause, name=rng.choice(_NAMES))
+    how = rng.choice(("with replacement (the first card is put back and the deck reshuffled)",
+                      "putting the first card back before the second draw")) if replacement else \
+        rng.choice(("without replacement", "one after the other, keeping the first card out"))
+    s = rng.choice((f"two cards are drawn from {deck} {how}", f"{name} draws two cards {how} from {deck}",
+                    f"two cards are taken from {deck}, {how}"))
     second = 52 if replacement else 51
     m = 0 if replacement else 1
+    rule = ("With replacement the deck is full again for the second card. " if replacement else
+            "Without replacement the second card comes from the 51 left. ")
     no_ace = _f(Fraction(48 * (48 - m), 52 * second))
     line = {
         "both_aces": f"P = 4/52 × {4 - m}/{second}",
@@ -1296,16 +1884,16 @@ def _cards(rng: random.Random, difficulty: str) -> dict:
         "no_hearts": f"P = 39/52 × {39 - m}/{second}",
         "ace_then_king": f"P = 4/52 × 4/{second}",
         "ace_and_king": f"Ace then king or king then ace: P = 2 × (4/52 × 4/{second})",
-        "same_suit": (f"Whatever the first card, {13 - m} of the {second} cards for the second draw share its "
-                      f"suit: P = {13 - m}/{second}"),
-        "pair": (f"Whatever the first card, {4 - m} of the {second} cards for the second draw have its rank: "
-                 f"P = {4 - m}/{second}"),
-        "at_least_one_ace": f"P(no ace) = 48/52 × {48 - m}/{second} = {no_ace}, so P = 1 - {no_ace}",
+        "same_suit": f"Whatever the first card, {13 - m} of the {second} share its suit: P = {13 - m}/{second}",
+        "pair": f"Whatever the first card, {4 - m} of the {second} have its rank: P = {4 - m}/{second}",
+        "at_least_one_ace": (f"\"At least one ace\" is the complement of \"no ace\": P(no ace) = 48/52 × "
+                             f"{48 - m}/{second} = {no_ace}, so P = 1 - {no_ace}"),
     }[event]
     if " × " in line and event != "at_least_one_ace" and f"{good}/{len(pairs)}" != _f(p):
         line = f"{line} = {good}/{len(pairs)}"
-    line = f"{line} = {_f(p)}."
-    return _record(_hint(rng, q, p), [line], p, draws=2, replacement=replacement, event=event)
+    line = f"{rule}{line} = {_f(p)}."
+    return _ask_probability(rng, s, clause, [line], p, draws=2, replacement=replacement, event=event,
+                            quantity="probability", ordered=True)
 
 
 # ---------------------------------------------------------------------------
@@ -1313,251 +1901,317 @@ def _cards(rng: random.Random, difficulty: str) -> dict:
 # ---------------------------------------------------------------------------
 
 _COLOURS = ("red", "blue", "green", "white", "black", "yellow")
+_URN_EVENTS = {  # name -> test on the tuple of colours drawn (c: the asked colour, d: the other)
+    "colour": lambda o, c, d: o[0] == c, "not_colour": lambda o, c, d: o[0] != c,
+    "both": lambda o, c, d: o[0] == c and o[1] == c,
+    "one_each": lambda o, c, d: sorted(o) == sorted([c, d]),
+    "same": lambda o, c, d: o[0] == o[1],
+    "first_then": lambda o, c, d: o[0] == c and o[1] == d,
+    "second_is": lambda o, c, d: o[1] == c,
+    "at_least_one": lambda o, c, d: c in o,
+    "exactly_two": lambda o, c, d: o.count(c) == 2,
+    "none_of": lambda o, c, d: c not in o,
+    "all_different": lambda o, c, d: len(set(o)) == 3,
+    "any": lambda o, c, d: True,
+    "all_colour": lambda o, c, d: all(x == c for x in o),
+}
 
 
 def _urns(rng: random.Random, difficulty: str) -> dict:
-    """Coloured balls drawn from a bag with or without replacement."""
+    """Coloured balls drawn with or without replacement; counts of selections next to probabilities.
+
+    Look-alikes: "both red, with replacement" (r/N × r/N) next to "without replacement"
+    (r/N × (r-1)/(N-1)), and "how many ways to choose 2 balls" (C(N, 2), a count).
+    """
     n_colours = 2 if difficulty != "hard" or rng.random() < 0.5 else 3
     colours = rng.sample(_COLOURS, n_colours)
-    counts = {c: rng.randint(2, 7 if difficulty == "easy" else 8) for c in colours}
-    total = sum(counts.values())
+    counts = {c: rng.randint(2, 7 if difficulty == "easy" else 9) for c in colours}
+    N = sum(counts.values())
     c1, c2 = colours[0], colours[1]
-    container = rng.choice((("bag", "balls"), ("urn", "balls"), ("jar", "marbles"), ("box", "counters")))
-    article = "an" if container[0] == "urn" else "a"
+    box, things = rng.choice((("bag", "balls"), ("urn", "balls"), ("jar", "marbles"), ("box", "counters"),
+                              ("tin", "sweets")))
+    article = "an" if box == "urn" else "a"
     contents = ", ".join(f"{counts[c]} {c}" for c in colours[:-1]) + f" and {counts[colours[-1]]} {colours[-1]}"
-    intro = rng.choice((
-        "{A} {box} contains {contents} {things}.",
-        "There are {contents} {things} in {a} {box}.",
-        "{A} {box} holds {contents} {things}, identical except for colour.",
-        "{name} has {a} {box} with {contents} {things}.",
-    )).format(box=container[0], things=container[1], contents=contents, name=rng.choice(_NAMES),
-              a=article, A=article.capitalize())
+    quantity = "probability"
     if difficulty == "easy":
         draws, replacement = 1, False
-        event = rng.choice(("colour", "not_colour"))
+        event = rng.choice(("colour", "not_colour", "colour", "any"))
+        if event == "any":
+            draws, quantity = 2, "count"
     elif difficulty == "medium":
         draws = 2
-        event = rng.choice(("both", "one_each", "same", "first_then"))
-        replacement = rng.random() < 0.3
+        event = rng.choice(("both", "both", "one_each", "same", "first_then", "at_least_one", "all_colour"))
+        replacement = rng.random() < 0.4
+        if event == "all_colour":
+            replacement, quantity = False, "count"
     else:
         draws, replacement = rng.choice(((2, False), (3, False), (2, True)))
         if draws == 2:
-            event = rng.choice(("second_is", "same", "one_each", "both"))
+            event = rng.choice(("second_is", "same", "one_each", "both", "at_least_one"))
         else:
-            event = rng.choice(("exactly_two", "all_different") if n_colours == 3 else ("exactly_two", "none_of"))
-    tests = {
-        "colour": lambda o: o[0] == c1, "not_colour": lambda o: o[0] != c1,
-        "both": lambda o: o[0] == c1 and o[1] == c1,
-        "one_each": lambda o: sorted(o) == sorted([c1, c2]),
-        "same": lambda o: o[0] == o[1],
-        "first_then": lambda o: o[0] == c1 and o[1] == c2,
-        "second_is": lambda o: o[1] == c1,
-        "exactly_two": lambda o: o.count(c1) == 2,
-        "none_of": lambda o: c1 not in o,
-        "all_different": lambda o: len(set(o)) == 3,
-    }
-    balls = [c for c in colours for _ in range(counts[c])]
-    draws_all = list(product(balls, repeat=draws)) if replacement else list(permutations(balls, draws))
-    good = sum(1 for o in draws_all if tests[event](o))
-    p = Fraction(good, len(draws_all))
+            event = rng.choice(("exactly_two", "all_different", "any") if n_colours == 3 else
+                               ("exactly_two", "none_of", "all_colour"))
+            quantity = "count" if event in ("any", "all_colour") else "probability"
+    if event == "all_colour" and counts[c1] < draws:
+        event = "any"
+    d_word = _DICE_WORDS[draws]
+    how = "with replacement" if replacement else "without replacement"
+    name = rng.choice(_NAMES)
+    if quantity == "count":
+        replacement = False
+        s = rng.choice((f"{article} {box} holds {contents} {things} and {name} picks {d_word} of them at random",
+                        f"{name} has {article} {box} with {contents} {things} and takes out {d_word} at once"))
+    elif draws == 1:
+        s = rng.choice((f"{article} {box} holds {contents} {things} and one is drawn at random",
+                        f"{name} has {article} {box} with {contents} {things} and takes one out without looking",
+                        f"there are {contents} {things} in {article} {box} and {name} picks one at random"))
+    else:
+        s = rng.choice((f"{article} {box} holds {contents} {things} and {d_word} are drawn at random {how}",
+                        f"{name} takes {d_word} {things} one at a time, {how}, from {article} {box} with {contents} "
+                        f"{things}",
+                        f"there are {contents} {things} in {article} {box} and {d_word} are drawn {how}"))
+    thing = things[:-1]
     phrase = {
-        "colour": f"it is {c1}", "not_colour": f"it is not {c1}",
+        "colour": f"the {thing} is {c1}", "not_colour": f"the {thing} is not {c1}",
         "both": f"both are {c1}", "one_each": f"one is {c1} and one is {c2}",
         "same": "both are the same colour", "first_then": f"the first is {c1} and the second is {c2}",
-        "second_is": f"the second one drawn is {c1}", "exactly_two": f"exactly two of them are {c1}",
-        "none_of": f"none of them is {c1}", "all_different": "all three have different colours",
-    }[event]
-    if draws == 1:
-        ask = rng.choice(("One is drawn at random. What is the probability that {ph}?",
-                          "If you pick one without looking, how likely is it that {ph}?",
-                          "A single {thing} is taken out at random. Find the probability that {ph}."))
-    else:
-        ask = rng.choice(("{d} are drawn at random {how}. What is the probability that {ph}?",
-                          "{name} takes out {d} {things} one at a time, {how}. How likely is it that {ph}?",
-                          "Draw {d} {things} {how}. Find the probability that {ph}."))
-    d_word = {1: "one", 2: "two", 3: "three"}[draws]
-    if ask.startswith("{d}"):
-        d_word = d_word.capitalize()
-    how = "with replacement" if replacement else "without replacement"
-    q = intro + " " + ask.format(ph=phrase, d=d_word, how=how, thing=container[1][:-1], things=container[1],
-                                 name=rng.choice(_NAMES))
-    N, r = total, counts[c1]
-    s = counts[c2]
+        "second_is": f"the second one drawn is {c1}", "at_least_one": f"at least one of them is {c1}",
+        "exactly_two": f"exactly two of them are {c1}", "none_of": f"none of them is {c1}",
+        "all_different": "all three have different colours",
+    }.get(event)
+    r, b = counts[c1], counts[c2]
     n2 = N if replacement else N - 1
     m = 0 if replacement else 1
+    total_line = "There are " + " + ".join(str(counts[c]) for c in colours) + f" = {N} {things}."
+    params = dict(counts=counts, draws=draws, replacement=replacement, event=event, colour=c1, other=c2,
+                  quantity=quantity)
+    if quantity == "count":
+        if event == "any":
+            lines = [total_line, f"The order does not matter, so count combinations: {_comb_steps(N, draws)}."]
+            return _ask_count(rng, s, f"different groups of {d_word} {things}", lines, math.comb(N, draws), **params)
+        lines = [f"Only the {r} {c1} {things} can be used, and order does not matter: {_comb_steps(r, draws)}."]
+        return _ask_count(rng, s, f"ways to pick {d_word} {c1} {things}", lines, math.comb(r, draws), **params)
+    balls = [c for c in colours for _ in range(counts[c])]
+    draws_all = list(product(balls, repeat=draws)) if replacement else list(permutations(balls, draws))
+    good = sum(1 for o in draws_all if _URN_EVENTS[event](o, c1, c2))
+    p = Fraction(good, len(draws_all))
+    rule = ("With replacement the bag is the same for every draw: " if replacement else
+            "Without replacement the second draw has one fewer: ")
     line = {
-        "colour": f"{r} of the {N} are {c1}: P = {r}/{N}",
-        "not_colour": f"{N - r} of the {N} are not {c1}: P = {N - r}/{N}",
-        "both": f"P = {r}/{N} × {r - m}/{n2}",
-        "one_each": f"{c1} then {c2} or {c2} then {c1}: P = 2 × ({r}/{N} × {s}/{n2})",
-        "same": "Add over colours: P = " + " + ".join(f"{counts[c]}/{N} × {counts[c] - m}/{n2}" for c in colours),
-        "first_then": f"P = {r}/{N} × {s}/{n2}",
+        "colour": f"Each {thing} is equally likely, and {r} of the {N} are {c1}: P = {r}/{N}",
+        "not_colour": f"Each {thing} is equally likely, and {N - r} of the {N} are not {c1}: P = {N - r}/{N}",
+        "both": f"{rule}P = {r}/{N} × {r - m}/{n2}",
+        "one_each": f"{rule}{c1} then {c2} or {c2} then {c1}, P = 2 × ({r}/{N} × {b}/{n2})",
+        "same": f"{rule}add over colours, P = " + " + ".join(f"{counts[c]}/{N} × {counts[c] - m}/{n2}"
+                                                            for c in colours),
+        "first_then": f"{rule}P = {r}/{N} × {b}/{n2}",
         "second_is": f"By symmetry the second draw is like the first: P = {r}/{N}",
-        "exactly_two": (f"C({r}, 2) × C({N - r}, 1)/C({N}, 3) = {math.comb(r, 2)} × {N - r}/{math.comb(N, 3)}"
+        "at_least_one": (f"\"At least one {c1}\" is the complement of \"no {c1}\". {rule}"
+                         f"P(no {c1}) = {N - r}/{N} × {N - r - m}/{n2} = {_f(Fraction((N - r) * (N - r - m), N * n2))}, "
+                         f"so P = 1 - {_f(Fraction((N - r) * (N - r - m), N * n2))}"),
+        "exactly_two": ("Without replacement, count unordered selections: "
+                        f"C({r}, 2) × C({N - r}, 1)/C({N}, 3) = {math.comb(r, 2)} × {N - r}/{math.comb(N, 3)}"
                         f" = {math.comb(r, 2) * (N - r)}/{math.comb(N, 3)}"),
-        "none_of": f"C({N - r}, 3)/C({N}, 3) = {math.comb(N - r, 3)}/{math.comb(N, 3)}",
-        "all_different": ("One of each colour: " + " × ".join(str(counts[c]) for c in colours)
+        "none_of": f"Without replacement, count unordered selections: C({N - r}, 3)/C({N}, 3) = "
+                   f"{math.comb(N - r, 3)}/{math.comb(N, 3)}",
+        "all_different": ("Without replacement, count unordered selections, one of each colour: "
+                          + " × ".join(str(counts[c]) for c in colours)
                           + f"/C({N}, 3) = {math.prod(counts.values())}/{math.comb(N, 3)}"),
     }[event]
     raw = f"{good}/{len(draws_all)}"
-    if draws == 2 and event not in ("second_is",) and " × " in line and raw != _f(p):
+    if draws == 2 and event not in ("second_is", "at_least_one") and " × " in line and raw != _f(p):
         line = f"{line} = {raw}"
     line = f"{line}." if line.endswith(f" {_f(p)}") else f"{line} = {_f(p)}."
     # The total first: small models otherwise divide by a number they never computed.
-    total_line = "There are " + " + ".join(str(counts[c]) for c in colours) + f" = {N} {container[1]}."
-    return _record(_hint(rng, q, p), [total_line, line], p, counts=counts, draws=draws, replacement=replacement,
-                   event=event, colour=c1, other=c2)
+    return _ask_probability(rng, s, phrase, [total_line, line], p, **params)
 
 
 # ---------------------------------------------------------------------------
 # complement
 # ---------------------------------------------------------------------------
 
-_TRIALS = (  # (setup with {n} and {p}, the event "at least one success")
-    ("A basketball player makes each free throw with probability {p}, independently, and takes {n} free throws.",
-     "the player makes at least one"),
-    ("{n} seeds are planted, and each germinates with probability {p}, independently of the others.",
-     "at least one seed germinates"),
-    ("A batch has {n} light bulbs, and each is defective with probability {p}, independently.",
-     "at least one bulb is defective"),
-    ("An archer shoots {n} arrows and hits the target with probability {p} on each shot, independently.",
-     "the archer hits the target at least once"),
+_TRIALS = (  # (situation with {n} and {p}, success clause as "at least one ...", what one success is)
+    ("a basketball player makes each free throw with probability {p}, independently, and takes {n} free throws",
+     "the player makes", "free throw"),
+    ("{n} seeds are planted, and each germinates with probability {p}, independently of the others",
+     "germinates", "seed"),
+    ("a batch has {n} light bulbs, and each is defective with probability {p}, independently",
+     "is defective", "bulb"),
+    ("an archer shoots {n} arrows and hits the target with probability {p} on each shot, independently",
+     "hits the target", "arrow"),
 )
 
 
+def _repeat_rule(event: str, n: int, p_text: str, q_text: str, value, what: str) -> str:
+    """The solution for n independent trials with success probability p (failure q): the event's rule, then the sum."""
+    none = Fraction(q_text) ** n
+    if event == "at_least_one":
+        return (f"\"At least one\" is the complement of \"none\": P(none in {n}) = ({q_text})^{n} = {_f(none)}, "
+                f"so P = 1 - {_f(none)} = {_f(value)}.")
+    if event == "none":
+        return f"\"None\" means every one of the {n} independent trials fails: ({q_text})^{n} = {_f(value)}."
+    if event == "not_all":
+        every = Fraction(p_text) ** n
+        return (f"\"Not every {what}\" is the complement of \"all {n}\": 1 - ({p_text})^{n} = 1 - {_f(every)} = "
+                f"{_f(value)}.")
+    one = Fraction(p_text) * Fraction(q_text) ** (n - 1)
+    return (f"\"Exactly one\" means one success and {n - 1} failures, in any of {n} positions: "
+            f"{n} × {p_text} × ({q_text})^{n - 1} = {n} × {_f(one)} = {_f(value)}.")
+
+
+def _repeat_value(event: str, n: int, p: Fraction) -> Fraction:
+    return {"at_least_one": 1 - (1 - p) ** n, "none": (1 - p) ** n, "not_all": 1 - p ** n,
+            "exactly_one": n * p * (1 - p) ** (n - 1)}[event]
+
+
 def _complement(rng: random.Random, difficulty: str) -> dict:
-    """'At least one' as 1 - P(none): dice, coins, repeated trials, faulty items, shared weekdays."""
-    kinds = {"easy": ("dice", "coins", "independent"), "medium": ("dice", "trials", "batch", "independent"),
+    """'At least one' as 1 - P(none), next to look-alikes that are not complements: 'none', 'exactly one'.
+
+    Dice, coins, repeated independent trials, faulty items drawn from a batch, shared weekdays.
+    """
+    kinds = {"easy": ("dice", "coins", "independent"), "medium": ("dice", "trials", "batch", "independent", "coins"),
              "hard": ("dice", "trials", "batch", "weekday", "independent")}[difficulty]
     kind = rng.choice(kinds)
+    name = rng.choice(_NAMES)
+    if kind in ("dice", "coins", "trials"):
+        events = {"easy": ("at_least_one", "at_least_one", "none"),
+                  "medium": ("at_least_one", "at_least_one", "none", "exactly_one"),
+                  "hard": ("at_least_one", "at_least_one", "exactly_one", "not_all")}[difficulty]
+        event = rng.choice(events)
     if kind == "dice":
-        n = {"easy": 2, "medium": rng.randint(3, 4), "hard": 5}[difficulty]
+        n = {"easy": 2, "medium": rng.randint(3, 4), "hard": rng.randint(4, 5)}[difficulty]
         face = rng.choice((6, 6, 1, 2, 3, 4, 5))
-        none = Fraction(5, 6) ** n
-        value = 1 - none
-        q = rng.choice((
-            "A fair die is rolled {n} times. What is the probability of getting at least one {f}?",
-            "If you roll a die {n} times, how likely is it that a {f} comes up at least once?",
-            "{name} rolls {n} fair dice. Find the probability that at least one of them shows a {f}.",
-            "What is the chance of rolling at least one {f} in {n} rolls of a fair die?",
-        )).format(n=n, f=face, name=rng.choice(_NAMES))
-        line = f"P(no {face} in {n} rolls) = (5/6)^{n} = {_f(none)}, so P(at least one) = 1 - {_f(none)} = {_f(value)}."
-        return _record(_hint(rng, q, value), [line], value, kind="dice", n=n, face=face)
+        if event == "not_all":
+            event = "at_least_one"
+        value = _repeat_value(event, n, Fraction(1, 6))
+        s = rng.choice((f"a fair die is rolled {n} times", f"{name} rolls {n} fair dice",
+                        f"{name} throws a fair die {n} times"))
+        c = {"at_least_one": f"at least one {face} comes up", "none": f"no {face} comes up at all",
+             "exactly_one": f"exactly one {face} comes up"}[event]
+        line = _repeat_rule(event, n, "1/6", "5/6", value, "roll")
+        return _ask_probability(rng, s, c, [line], value, kind="dice", n=n, face=face, event=event)
     if kind == "coins":
         n = rng.randint(2, 6)
-        none = Fraction(1, 2 ** n)
-        value = 1 - none
-        q = rng.choice((
-            "A fair coin is flipped {n} times. What is the probability of at least one head?",
-            "What is the chance that {n} tosses of a fair coin give at least one tail?",
-            "{name} flips a fair coin {n} times. How likely is it that heads shows up at least once?",
-            "Using the complement, find the probability of getting at least one head in {n} fair coin flips.",
-        )).format(n=n, name=rng.choice(_NAMES))
-        face = "tail" if "tail" in q else "head"
-        other = "heads" if face == "tail" else "tails"
-        line = f"P(all {other}) = (1/2)^{n} = {_f(none)}, so P(at least one {face}) = 1 - {_f(none)} = {_f(value)}."
-        return _record(_hint(rng, q, value), [line], value, kind="coins", n=n)
+        if event == "not_all":
+            event = "at_least_one"
+        face = rng.choice(("head", "tail"))
+        value = _repeat_value(event, n, Fraction(1, 2))
+        s = rng.choice((f"a fair coin is flipped {n} times", f"{name} tosses {n} fair coins",
+                        f"{name} flips a fair coin {n} times"))
+        c = {"at_least_one": f"at least one {face} shows up", "none": f"no {face}s show up at all",
+             "exactly_one": f"exactly one {face} shows up"}[event]
+        line = _repeat_rule(event, n, "1/2", "1/2", value, "flip")
+        return _ask_probability(rng, s, c, [line], value, kind="coins", n=n, face=face, event=event)
     if kind == "trials":
-        n = rng.randint(3, 5) if difficulty == "medium" else rng.randint(6, 8)
+        n = rng.randint(3, 5) if difficulty == "medium" else rng.randint(5, 7)
         p = rng.choice((Fraction(1, 2), Fraction(1, 3), Fraction(2, 3), Fraction(1, 4), Fraction(3, 4),
                         Fraction(1, 5)) + ((Fraction(1, 10),) if n <= 4 else ()))
-        setup, event = rng.choice(_TRIALS)
-        none = (1 - p) ** n
-        value = 1 - none
-        q = setup.format(n=n, p=_f(p)) + " " + rng.choice((
-            "What is the probability that {event}?", "How likely is it that {event}?",
-            "Use the complement to find the probability that {event}.", "Find the chance that {event}.",
-        )).format(event=event)
-        line = f"P(none in {n}) = ({_f(1 - p)})^{n} = {_f(none)}, so P(at least one) = 1 - {_f(none)} = {_f(value)}."
-        return _record(_hint(rng, q, value), [line], value, kind="trials", n=n, p=_f(p))
+        setup, verb, what = rng.choice(_TRIALS)
+        value = _repeat_value(event, n, p)
+        s = setup.format(n=n, p=_f(p))
+        c = {"at_least_one": f"at least one {what} {verb}", "none": f"no {what} {verb}",
+             "exactly_one": f"exactly one {what} {verb}", "not_all": f"not every {what} {verb}"}[event]
+        line = _repeat_rule(event, n, _f(p), _f(1 - p), value, what)
+        return _ask_probability(rng, s, c, [line], value, kind="trials", n=n, p=_f(p), event=event)
     if kind == "batch":
         total = rng.randint(8, 15)
         bad = rng.randint(1, 4)
         k = 2 if difficulty == "medium" else rng.randint(3, 4)
         none = Fraction(math.comb(total - bad, k), math.comb(total, k))
         value = 1 - none
-        q = rng.choice((
-            "A box of {t} light bulbs contains {d} defective ones. {k} bulbs are chosen at random. What is the "
-            "probability that at least one is defective?",
-            "Of {t} eggs in a carton, {d} are cracked. If {name} picks {k} eggs at random, how likely is it that "
-            "at least one is cracked?",
-            "A class has {t} students, {d} of whom are left-handed. {k} students are chosen at random. Find the "
-            "probability that at least one chosen student is left-handed.",
-            "From a batch of {t} phones with {d} faulty ones, an inspector tests {k} at random (no phone twice). "
-            "What is the chance of finding at least one faulty phone?",
-        )).format(t=total, d=bad, k=k, name=rng.choice(_NAMES))
-        line = (f"P(none) = C({total - bad}, {k})/C({total}, {k}) = {math.comb(total - bad, k)}/{math.comb(total, k)}"
-                f" = {_f(none)}, so P(at least one) = 1 - {_f(none)} = {_f(value)}.")
-        return _record(_hint(rng, q, value), [line], value, kind="batch", total=total, bad=bad, k=k)
+        s, c = rng.choice((
+            (f"a box of {total} light bulbs contains {bad} defective ones and {k} bulbs are chosen at random",
+             "at least one chosen bulb is defective"),
+            (f"{bad} of the {total} eggs in a carton are cracked and {name} picks {k} eggs at random",
+             "at least one of them is cracked"),
+            (f"a class has {total} students, {bad} of them left-handed, and {k} students are chosen at random",
+             "at least one chosen student is left-handed"),
+            (f"an inspector tests {k} phones, no phone twice, from a batch of {total} phones with {bad} faulty ones",
+             "the inspector finds at least one faulty phone"),
+        ))
+        line = (f"\"At least one\" is the complement of \"none\": P(none) = C({total - bad}, {k})/C({total}, {k}) = "
+                f"{math.comb(total - bad, k)}/{math.comb(total, k)} = {_f(none)}, so P = 1 - {_f(none)} = {_f(value)}.")
+        return _ask_probability(rng, s, c, [line], value, kind="batch", total=total, bad=bad, k=k)
     if kind == "weekday":
         k = rng.randint(2, 4)
         distinct = math.perm(7, k)
         none = Fraction(distinct, 7 ** k)
         value = 1 - none
-        q = rng.choice((
-            "{k} people are chosen at random. Assuming each is equally likely to be born on any of the 7 days "
-            "of the week, what is the probability that at least two share a weekday of birth?",
-            "Each of {k} friends picks a day of the week at random for a party. What is the chance that at "
-            "least two pick the same day?",
-            "{k} students each roll a fair 7-sided die. Find the probability that some number appears at "
-            "least twice.",
-        )).format(k=k)
+        s, c = rng.choice((
+            (f"{k} people are chosen at random, each equally likely to be born on any of the 7 days of the week",
+             "at least two of them share a weekday of birth"),
+            (f"each of {k} friends picks a day of the week at random for a party", "at least two pick the same day"),
+            (f"{k} students each roll a fair 7-sided die", "some number appears at least twice"),
+        ))
         prod_text = " × ".join(str(7 - i) for i in range(k))
-        line = (f"P(all different) = {prod_text}/7^{k} = {distinct}/{7 ** k}"
-                + (f" = {_f(none)}" if _f(none) != f"{distinct}/{7 ** k}" else "")
-                + f", so P(at least two match) = 1 - {_f(none)} = {_f(value)}.")
-        return _record(_hint(rng, q, value), [line], value, kind="weekday", k=k)
+        line = (f"\"At least two match\" is the complement of \"all different\": P(all different) = {prod_text}/7^{k}"
+                f" = {distinct}/{7 ** k}" + (f" = {_f(none)}" if _f(none) != f"{distinct}/{7 ** k}" else "")
+                + f", so P = 1 - {_f(none)} = {_f(value)}.")
+        return _ask_probability(rng, s, c, [line], value, kind="weekday", k=k)
     m = 3 if difficulty == "hard" else 2
     probs = [rng.choice((Fraction(1, 2), Fraction(1, 3), Fraction(2, 3), Fraction(1, 4), Fraction(3, 4),
                          Fraction(2, 5), Fraction(3, 5), Fraction(4, 5), Fraction(9, 10))) for _ in range(m)]
     none = math.prod((1 - p for p in probs), start=Fraction(1))
     value = 1 - none
-    names = ", ".join(_f(p) for p in probs[:-1]) + f" and {_f(probs[-1])}"
-    q = rng.choice((
-        "{M} alarms work independently with probabilities {ps}. What is the probability that at least one "
-        "works?",
-        "{M} students independently try a puzzle; their chances of solving it are {ps}. How likely is it that "
-        "the puzzle gets solved?",
-        "{M} independent events have probabilities {ps}. Find the probability that at least one of them happens.",
-        "A system has {m} independent backup generators that start with probabilities {ps}. What is the chance "
-        "that at least one starts?",
-    )).format(M={2: "Two", 3: "Three"}[m], m={2: "two", 3: "three"}[m], ps=names)
+    ps = ", ".join(_f(p) for p in probs[:-1]) + f" and {_f(probs[-1])}"
+    s, c = rng.choice((
+        (f"{_DICE_WORDS[m]} alarms work independently with probabilities {ps}", "at least one alarm works"),
+        (f"{_DICE_WORDS[m]} students independently try a puzzle, with chances {ps} of solving it",
+         "the puzzle gets solved"),
+        (f"{_DICE_WORDS[m]} independent events have probabilities {ps}", "at least one of them happens"),
+        (f"a system has {_DICE_WORDS[m]} independent backup generators that start with probabilities {ps}",
+         "at least one generator starts"),
+    ))
     factors = " × ".join(_f(1 - p) for p in probs)
-    line = f"P(none) = {factors} = {_f(none)}, so P(at least one) = 1 - {_f(none)} = {_f(value)}."
-    return _record(_hint(rng, q, value), [line], value, kind="independent", probs=[_f(p) for p in probs])
+    line = (f"\"At least one\" is the complement of \"none\", and the events are independent: P(none) = {factors} = "
+            f"{_f(none)}, so P = 1 - {_f(none)} = {_f(value)}.")
+    return _ask_probability(rng, s, c, [line], value, kind="independent", probs=[_f(p) for p in probs])
 
 
 # ---------------------------------------------------------------------------
 # conditional_bayes
 # ---------------------------------------------------------------------------
 
-_TABLES = (  # (people, rows: (label, "they are ..."), columns: "they ...")
-    ("students", (("grade 10", "in grade 10"), ("grade 11", "in grade 11")), ("play a sport", "do not play a sport")),
-    ("workers", (("day shift", "on the day shift"), ("night shift", "on the night shift")),
-     ("drive to work", "take the bus")),
-    ("visitors", (("adults", "an adult"), ("children", "a child")), ("chose chocolate", "chose vanilla")),
-    ("patients", (("treatment group", "in the treatment group"), ("placebo group", "in the placebo group")),
-     ("recovered", "did not recover")),
+_TABLES = (  # (people, one person, rows: (label, "is ..."), columns: (label, "does ..."))
+    ("students", "student", (("grade 10", "is in grade 10"), ("grade 11", "is in grade 11")),
+     (("play a sport", "plays a sport"), ("do not play a sport", "does not play a sport"))),
+    ("workers", "worker", (("day shift", "works the day shift"), ("night shift", "works the night shift")),
+     (("drive to work", "drives to work"), ("take the bus", "takes the bus"))),
+    ("visitors", "visitor", (("adults", "is an adult"), ("children", "is a child")),
+     (("chose chocolate", "chose chocolate"), ("chose vanilla", "chose vanilla"))),
+    ("patients", "patient", (("treatment group", "is in the treatment group"), ("placebo group",
+                                                                                  "is in the placebo group")),
+     (("recovered", "recovered"), ("did not recover", "did not recover"))),
+    ("phones", "phone", (("brand A", "is a brand A phone"), ("brand B", "is a brand B phone")),
+     (("passed the drop test", "passed the drop test"), ("failed it", "failed the drop test"))),
 )
 
-_BAYES_STORIES = (
+_BAYES_STORIES = (  # (story, who, positive, negative, has, has not)
     ("A disease affects {prior}% of a population. A test detects it in {sens}% of people who have it and "
-     "gives a false positive for {fp}% of people who do not.", "a person tests positive", "has the disease",
-     "a person tests negative", "does not have the disease"),
+     "gives a false positive for {fp}% of people who do not.", "person", "tests positive", "tests negative",
+     "has the disease", "does not have the disease"),
     ("In a factory, {prior}% of items are faulty. An inspector flags {sens}% of faulty items and also "
-     "flags {fp}% of good items.", "an item is flagged", "is faulty", "an item is not flagged", "is good"),
+     "flags {fp}% of good items.", "item", "is flagged", "is not flagged", "is faulty", "is good"),
     ("{prior}% of emails are spam. A filter marks {sens}% of spam emails as spam and wrongly marks {fp}% of "
-     "normal emails.", "an email is marked", "is really spam", "an email is not marked", "is really normal"),
+     "normal emails.", "email", "is marked as spam", "is not marked", "is really spam", "is really normal"),
     ("A rare gene occurs in {prior}% of people. A screening test is positive for {sens}% of carriers and for "
-     "{fp}% of non-carriers.", "someone screens positive", "carries the gene", "someone screens negative",
+     "{fp}% of non-carriers.", "person", "screens positive", "screens negative", "carries the gene",
      "is not a carrier"),
 )
 
 
+def _ask_given(rng, lines: list[str], value, parts: dict, /, long: bool = False, **params) -> dict:
+    return _framed(rng, _GIVEN_FRAMES, lines, value, parts, long=long, **params)
+
+
 def _conditional_bayes(rng: random.Random, difficulty: str) -> dict:
-    """P(A | B) from formulas, two-way tables, dice and urns; Bayes' rule for tests with false positives."""
+    """P(A | B) from formulas, two-way tables, dice and urns, Bayes' rule; next to P(A and B), which is not conditional.
+
+    Look-alikes: "given that the student plays a sport, ..." (divide by that column) next to
+    "a student plays a sport and is in grade 10" (divide by everyone).
+    """
     kinds = {"easy": ("formula", "table"), "medium": ("table", "dice", "urn_seq", "total", "union"),
-             "hard": ("bayes", "bayes", "two_urns", "dice", "urn_seq")}[difficulty]
+             "hard": ("bayes", "bayes", "two_urns", "dice", "urn_seq", "table")}[difficulty]
     kind = rng.choice(kinds)
     if kind in ("formula", "union"):
         d = rng.choice((10, 12, 20, 8, 5))
@@ -1574,9 +2228,15 @@ def _conditional_bayes(rng: random.Random, difficulty: str) -> dict:
                 "{ab}. Given that it rains, how likely is the bus to be late?",
                 "{ab} of customers buy bread and milk, and {a} buy bread. What is the probability that a bread "
                 "buyer also buys milk?",
+                "What is P(B | A) when P(A ∩ B) = {ab} and P(A) = {a}?",
+                "A shop finds that {a} of visitors try a sample and {ab} try a sample and then buy. Among those "
+                "who try a sample, what is the chance of buying?",
             )).format(a=_f(p_a), ab=_f(p_ab))
-            line = f"P(B | A) = P(A and B)/P(A) = {_f(p_ab)} ÷ {_f(p_a)} = {_f(value)}."
-            return _record(_hint(rng, q, value), [line], value, kind="formula", p_a=_f(p_a), p_ab=_f(p_ab))
+            q, form = _ask_form(rng, q, value)
+            line = (f"By the definition of conditional probability, P(B | A) = P(A and B)/P(A) = {_f(p_ab)} ÷ "
+                    f"{_f(p_a)} = {_f(value)}." + _in_form(value, form))
+            return _record(q, [line], value, form=form, kind="formula", p_a=_f(p_a), p_ab=_f(p_ab),
+                           template="formula", extra=None)
         b = rng.randint(ab + 1, d - a + ab) if d - a + ab > ab else ab + 1
         p_b = Fraction(b, d)
         p_union = p_a + p_b - p_ab
@@ -1587,44 +2247,47 @@ def _conditional_bayes(rng: random.Random, difficulty: str) -> dict:
             "In a town, {a} of households own a cat, {b} own a dog, and {u} own a cat or a dog. What is the "
             "probability that a dog-owning household also owns a cat?",
         )).format(a=_f(p_a), b=_f(p_b), u=_f(p_union))
-        line = (f"P(A and B) = {_f(p_a)} + {_f(p_b)} - {_f(p_union)} = {_f(p_ab)}; "
-                f"P(A | B) = {_f(p_ab)} ÷ {_f(p_b)} = {_f(value)}.")
-        return _record(_hint(rng, q, value), [line], value, kind="union", p_a=_f(p_a), p_b=_f(p_b),
-                       p_union=_f(p_union))
+        q, form = _ask_form(rng, q, value)
+        line = (f"Inclusion-exclusion: P(A and B) = {_f(p_a)} + {_f(p_b)} - {_f(p_union)} = {_f(p_ab)}; "
+                f"then P(A | B) = P(A and B)/P(B) = {_f(p_ab)} ÷ {_f(p_b)} = {_f(value)}." + _in_form(value, form))
+        return _record(q, [line], value, form=form, kind="union", p_a=_f(p_a), p_b=_f(p_b), p_union=_f(p_union),
+                       template="union", extra=None)
     if kind == "table":
-        people, row_info, cols = rng.choice(_TABLES)
-        rows = [label for label, _ in row_info]
-        counts = [[rng.randint(3, 30) for _ in cols] for _ in rows]
+        people, one, row_info, col_info = rng.choice(_TABLES)
+        counts = [[rng.randint(3, 30) for _ in range(2)] for _ in range(2)]
+        ask = "joint" if rng.random() < 0.3 else "given"
         by_col = rng.random() < 0.5
         i, j = rng.randrange(2), rng.randrange(2)
-        table = "; ".join(f"{rows[r]}: {counts[r][0]} {cols[0]}, {counts[r][1]} {cols[1]}" for r in range(2))
-        if by_col:  # P(row i | column j)
+        table = "; ".join(f"{row_info[r][0]}: {counts[r][0]} {col_info[0][0]}, {counts[r][1]} {col_info[1][0]}"
+                          for r in range(2))
+        S = rng.choice(("A survey of {people} gives these counts: {t}.", "Counts of {people}: {t}.",
+                        "Here is a two-way table of {people} ({t}).", "Among some {people}: {t}."))
+        S = S.format(people=people, t=table) + f" One {one} is picked at random."
+        row_c, col_c = f"the {one} {row_info[i][1]}", f"the {one} {col_info[j][1]}"
+        everyone = sum(map(sum, counts))
+        params = dict(kind="table", rows=[r for r, _ in row_info], cols=[c for c, _ in col_info], counts=counts,
+                      given=None if ask == "joint" else (["col", j] if by_col else ["row", i]),
+                      target=["row", i] if by_col else ["col", j], both=[["row", i], ["col", j]], ask=ask)
+        if ask == "joint":
+            value = Fraction(counts[i][j], everyone)
+            lines = [f"\"And\" with no condition: divide by everyone, {' + '.join(str(x) for r in counts for x in r)}"
+                     f" = {everyone}; {counts[i][j]} are in both. " + _prob_line(counts[i][j], everyone)]
+            return _framed(rng, _PROB_FRAMES, lines, value, {"S": S, "c": f"{row_c} and {col_c.split(' ', 2)[2]}"},
+                           long=True, **params)
+        if by_col:
             given_total = counts[0][j] + counts[1][j]
-            ask = rng.choice((
-                "One of those who {c} is chosen at random. What is the probability that they are {r}?",
-                "Given that a randomly chosen person {c3}, how likely is it that they are {r}?",
-            )).format(c=cols[j], c3=cols[j] if cols[j].startswith(("chose", "recovered", "did")) else
-                      {"play a sport": "plays a sport", "do not play a sport": "does not play a sport",
-                       "drive to work": "drives to work", "take the bus": "takes the bus"}[cols[j]], r=row_info[i][1])
-            line = (f"Of the {counts[0][j]} + {counts[1][j]} = {given_total} who {cols[j]}, "
-                    f"{counts[i][j]} are in the {rows[i]} row.")
-        else:  # P(column j | row i)
+            lines = [f"The condition keeps only the {col_info[j][0]} column: {counts[0][j]} + {counts[1][j]} = "
+                     f"{given_total}, and {counts[i][j]} of them are {row_info[i][0]}. "
+                     + _prob_line(counts[i][j], given_total)]
+            g, c = col_c, row_c
+        else:
             given_total = counts[i][0] + counts[i][1]
-            ask = rng.choice((
-                "A person {r} is chosen at random. What is the probability that they {c}?",
-                "If we pick one of the {people} {r} at random, how likely is it that they {c}?",
-            )).format(r=row_info[i][1] if not row_info[i][1].startswith(("an ", "a ")) else
-                      f"who is {row_info[i][1]}", c=cols[j], people=people)
-            line = (f"The {rows[i]} row has {counts[i][0]} + {counts[i][1]} = {given_total}, "
-                    f"and {counts[i][j]} of them {cols[j]}.")
+            lines = [f"The condition keeps only the {row_info[i][0]} row: {counts[i][0]} + {counts[i][1]} = "
+                     f"{given_total}, and {counts[i][j]} of them {col_info[j][0]}. "
+                     + _prob_line(counts[i][j], given_total)]
+            g, c = row_c, col_c
         value = Fraction(counts[i][j], given_total)
-        intro = rng.choice(("A survey of {people} gives these counts: {t}.", "Counts of {people} — {t}.",
-                            "Here is a two-way table of {people} ({t}).", "Among some {people}: {t}."))
-        q = intro.format(people=people, t=table) + " " + ask
-        line += " " + _prob_line(counts[i][j], given_total)
-        return _record(_hint(rng, q, value), [line], value, kind="table", rows=list(rows), cols=list(cols),
-                       counts=counts, given=["col", j] if by_col else ["row", i],
-                       target=["row", i] if by_col else ["col", j])
+        return _ask_given(rng, lines, value, {"S": S, "g": g, "c": c}, long=True, **params)
     if kind == "dice":
         given, gv = rng.choice((("sum_eq", rng.randint(4, 10)), ("at_least_one", 6), ("sum_ge", rng.randint(8, 10)),
                                 ("first_eq", rng.randint(1, 6))))
@@ -1637,106 +2300,98 @@ def _conditional_bayes(rng: random.Random, difficulty: str) -> dict:
             event, ev = "doubles", None
         cond = [o for o in product(range(1, 7), repeat=2) if tests[given](o, gv)]
         both = [o for o in cond if tests[event](o, ev)]
-        value = Fraction(len(both), len(cond))
+        ask = "joint" if rng.random() < 0.25 and both else "given"
         gtext = {"sum_eq": f"the sum is {gv}", "sum_ge": f"the sum is at least {gv}",
                  "at_least_one": f"at least one die shows a {gv}", "first_eq": f"the first die shows {gv}"}[given]
         etext = {"doubles": "both dice show the same number", "sum_ge": f"the sum is at least {ev}",
                  "first_eq": f"the first die shows {ev}", "at_least_one": f"at least one die shows a {ev}",
                  "sum_eq": f"the sum is {ev}"}[event]
-        q = rng.choice((
-            "Two fair dice are rolled, a first and a second. Given that {g}, what is the probability that {e}?",
-            "A first and a second fair die are rolled. You are told that {g}. How likely is it that {e}?",
-            "Roll two fair dice (first and second). If {g}, find the probability that {e}.",
-            "Two dice are thrown one after the other and {g}. What is the conditional probability that {e}?",
-        )).format(g=gtext, e=etext)
+        s = rng.choice(("two fair dice, a first and a second, are rolled", "a first and a second fair die are rolled",
+                        f"{rng.choice(_NAMES)} rolls a fair die twice, a first roll and then a second"))
         short = {"sum_eq": "sum {v}", "sum_ge": "sum at least {v}", "at_least_one": "a {v}",
                  "first_eq": "first die {v}", "doubles": "doubles"}
-        line = (f"{len(cond)} of the 36 outcomes have {short[given].format(v=gv)}; "
-                f"{len(both)} of those also have {short[event].format(v=ev)}. " + _prob_line(len(both), len(cond)))
-        return _record(_hint(rng, q, value), [line], value, kind="dice", given=given, given_value=gv,
-                       event=event, event_value=ev)
+        params = dict(kind="dice", given=given, given_value=gv, event=event, event_value=ev, ask=ask)
+        if ask == "joint":
+            value = Fraction(len(both), 36)
+            lines = [f"\"And\" with no condition: count among all 36 outcomes; {len(both)} have both "
+                     f"{short[given].format(v=gv)} and {short[event].format(v=ev)}. " + _prob_line(len(both), 36)]
+            return _ask_probability(rng, s, f"{gtext} and {etext}", lines, value, **params)
+        value = Fraction(len(both), len(cond))
+        lines = [f"The condition keeps only the {len(cond)} of the 36 outcomes with {short[given].format(v=gv)}; "
+                 f"{len(both)} of those also have {short[event].format(v=ev)}. " + _prob_line(len(both), len(cond))]
+        return _ask_given(rng, lines, value, {"s": s, "g": gtext, "c": etext}, **params)
     if kind == "urn_seq":
         colours = rng.sample(_COLOURS, 2)
         counts = {c: rng.randint(2, 8) for c in colours}
         c1, c2 = colours
         N, r = sum(counts.values()), counts[c1]
         ask = rng.choice(("second_given_first", "both_given_one")) if difficulty == "hard" else "second_given_first"
-        intro = f"A bag has {counts[c1]} {c1} and {counts[c2]} {c2} balls. Two balls are drawn without replacement."
+        s = rng.choice((f"a bag has {counts[c1]} {c1} and {counts[c2]} {c2} balls and two are drawn one after the "
+                        "other without replacement",
+                        f"{rng.choice(_NAMES)} takes two marbles, without putting the first back, from a jar with "
+                        f"{counts[c1]} {c1} and {counts[c2]} {c2} marbles"))
+        thing = "ball" if s.startswith("a bag") else "marble"
         if ask == "second_given_first":
             first = rng.choice(colours)
-            value = Fraction(counts[c1] - (first == c1), N - 1)
-            q = intro + " " + rng.choice((
-                "Given that the first ball is {f}, what is the probability that the second is {c}?",
-                "If the first one drawn is {f}, how likely is the second to be {c}?",
-                "The first ball turns out to be {f}. Find the probability that the second ball is {c}.",
-            )).format(f=first, c=c1)
             left = counts[c1] - (first == c1)
-            line = (f"After a {first} ball is removed, {N - 1} balls remain and {left} are {c1}. "
-                    + _prob_line(left, N - 1))
-            return _record(_hint(rng, q, value), [line], value, kind="urn_seq", counts=counts, ask=ask,
-                           first=first, colour=c1)
+            value = Fraction(left, N - 1)
+            lines = [f"Given the first is {first}, the second draw is from the {N - 1} left, and {left} of them are "
+                     f"{c1}. " + _prob_line(left, N - 1)]
+            return _ask_given(rng, lines, value, {"s": s, "g": f"the first {thing} is {first}",
+                                                  "c": f"the second {thing} is {c1}"},
+                              kind="urn_seq", counts=counts, ask=ask, first=first, colour=c1)
         both = r * (r - 1)
         at_least = N * (N - 1) - (N - r) * (N - r - 1)
         value = Fraction(both, at_least)
-        q = intro + " " + rng.choice((
-            "Given that at least one of them is {c}, what is the probability that both are {c}?",
-            "You learn that at least one drawn ball is {c}. How likely is it that both are {c}?",
-        )).format(c=c1)
-        line = (f"Ordered draws: {N} × {N - 1} = {N * (N - 1)}; both {c1}: {r} × {r - 1} = {both}; "
-                f"at least one {c1}: {N * (N - 1)} - {N - r} × {N - r - 1} = {at_least}. "
-                + _prob_line(both, at_least))
-        return _record(_hint(rng, q, value), [line], value, kind="urn_seq", counts=counts, ask=ask, first=None,
-                       colour=c1)
+        lines = [f"Ordered draws: {N} × {N - 1} = {N * (N - 1)}; both {c1}: {r} × {r - 1} = {both}; the condition "
+                 f"keeps the at-least-one-{c1} draws, {N * (N - 1)} - {N - r} × {N - r - 1} = {at_least}. "
+                 + _prob_line(both, at_least)]
+        return _ask_given(rng, lines, value, {"s": s, "g": f"at least one of the two is {c1}",
+                                              "c": f"both are {c1}"},
+                          kind="urn_seq", counts=counts, ask=ask, first=None, colour=c1)
     if kind == "two_urns":
         r1, b1, r2, b2 = (rng.randint(1, 8) for _ in range(4))
         p1 = Fraction(r1, r1 + b1) / 2
         p2 = Fraction(r2, r2 + b2) / 2
         value = p1 / (p1 + p2)
-        q = rng.choice((
+        S = rng.choice((
             "Urn 1 has {r1} red and {b1} blue balls; urn 2 has {r2} red and {b2} blue balls. A fair coin picks an "
-            "urn and one ball is drawn from it. The ball is red. What is the probability it came from urn 1?",
-            "Box A holds {r1} red and {b1} blue marbles and box B holds {r2} red and {b2} blue. {name} chooses a box "
-            "at random and draws a red marble. How likely is it that the box was A?",
-            "Two bags: the first has {r1} red and {b1} blue balls, the second {r2} red and {b2} blue. A bag is "
-            "chosen with equal probability and a red ball is drawn. Find P(first bag | red).",
+            "urn and one ball is drawn from it.",
+            "Box 1 holds {r1} red and {b1} blue marbles and box 2 holds {r2} red and {b2} blue. {name} chooses a box "
+            "at random, each equally likely, and draws one marble.",
         )).format(r1=r1, b1=b1, r2=r2, b2=b2, name=rng.choice(_NAMES))
-        line = (f"P(1 and red) = 1/2 × {r1}/{r1 + b1} = {_f(p1)}; P(2 and red) = 1/2 × {r2}/{r2 + b2} = {_f(p2)}. "
-                f"P(1 | red) = {_f(p1)} ÷ ({_f(p1)} + {_f(p2)}) = {_f(value)}.")
-        return _record(_hint(rng, q, value), [line], value, kind="two_urns", urns=[[r1, b1], [r2, b2]])
+        lines = [f"Bayes' rule: P(1 and red) = 1/2 × {r1}/{r1 + b1} = {_f(p1)}; P(2 and red) = 1/2 × {r2}/{r2 + b2} = "
+                 f"{_f(p2)}. P(1 | red) = {_f(p1)} ÷ ({_f(p1)} + {_f(p2)}) = {_f(value)}."]
+        place = "urn 1" if S.startswith("Urn") else "box 1"
+        return _ask_given(rng, lines, value, {"S": S, "g": "the one drawn is red", "c": f"it came from {place}"},
+                          long=True, kind="two_urns", urns=[[r1, b1], [r2, b2]])
     # bayes / total probability with a test
     prior = rng.choice((1, 2, 4, 5, 10, 20))
     sens = rng.choice((80, 90, 95, 99, 75))
     fp = rng.choice((1, 2, 5, 10, 20))
-    story, pos, sick, neg, healthy = rng.choice(_BAYES_STORIES)
-    P, S, FP = Fraction(prior, 100), Fraction(sens, 100), Fraction(fp, 100)
-    tp, fpp = P * S, (1 - P) * FP
+    story, who, pos, neg, has, hasnot = rng.choice(_BAYES_STORIES)
+    S = story.format(prior=prior, sens=sens, fp=fp) + f" One {who} is chosen at random."
+    P, Sn, FP = Fraction(prior, 100), Fraction(sens, 100), Fraction(fp, 100)
+    tp, fpp = P * Sn, (1 - P) * FP
     ask = "total" if kind == "total" else rng.choice(("positive", "positive", "negative"))
+    params = dict(kind="bayes", ask=ask, prior=_f(P), sensitivity=_f(Sn), false_positive=_f(FP))
     if ask == "total":
         value = tp + fpp
-        q = story.format(prior=prior, sens=sens, fp=fp) + " " + rng.choice((
-            "What is the probability that {pos}?", "Find the overall probability that {pos}.",
-            "How likely is it that {pos}?")).format(pos=pos)
-        line = f"P = {_f(P)} × {_f(S)} + {_f(1 - P)} × {_f(FP)} = {_f(tp)} + {_f(fpp)} = {_f(value)}."
-    elif ask == "positive":
+        lines = [f"By total probability, add the two ways a {who} {pos}: "
+                 f"P = {_f(P)} × {_f(Sn)} + {_f(1 - P)} × {_f(FP)} = {_f(tp)} + {_f(fpp)} = {_f(value)}."]
+        return _framed(rng, _PROB_FRAMES, lines, value, {"S": S, "c": f"the {who} {pos}"}, long=True, **params)
+    if ask == "positive":
         value = tp / (tp + fpp)
-        q = story.format(prior=prior, sens=sens, fp=fp) + " " + rng.choice((
-            "If {pos}, what is the probability that it {sick}?", "Given that {pos}, how likely is it that it {sick}?",
-            "Suppose {pos}. Find the probability that it {sick}.")).format(pos=pos, sick=sick)
-        line = (f"P(+) = {_f(P)} × {_f(S)} + {_f(1 - P)} × {_f(FP)} = {_f(tp)} + {_f(fpp)} = {_f(tp + fpp)}. "
-                f"By Bayes, P = {_f(tp)} ÷ {_f(tp + fpp)} = {_f(value)}.")
-    else:
-        tn, fn = (1 - P) * (1 - FP), P * (1 - S)
-        value = tn / (tn + fn)
-        q = story.format(prior=prior, sens=sens, fp=fp) + " " + rng.choice((
-            "If {neg}, what is the probability that it {healthy}?",
-            "Given that {neg}, how likely is it that it {healthy}?")).format(neg=neg, healthy=healthy)
-        line = (f"P(-) = {_f(1 - P)} × {_f(1 - FP)} + {_f(P)} × {_f(1 - S)} = {_f(tn)} + {_f(fn)} = "
-                f"{_f(tn + fn)}. By Bayes, P = {_f(tn)} ÷ {_f(tn + fn)} = {_f(value)}.")
-    q = q.replace("that it has the disease", "that the person has the disease").replace(
-        "that it does not have", "that the person does not have").replace("that it carries", "that they carry") \
-        .replace("that it is not a carrier", "that they are not a carrier")
-    return _record(_hint(rng, q, value), [line], value, kind="bayes", ask=ask, prior=_f(P), sensitivity=_f(S),
-                   false_positive=_f(FP))
+        lines = [f"P(+) = {_f(P)} × {_f(Sn)} + {_f(1 - P)} × {_f(FP)} = {_f(tp)} + {_f(fpp)} = {_f(tp + fpp)}.",
+                 f"By Bayes' rule, P = {_f(tp)} ÷ {_f(tp + fpp)} = {_f(value)}."]
+        return _ask_given(rng, lines, value, {"S": S, "g": f"the {who} {pos}", "c": f"the {who} {has}"}, long=True,
+                          **params)
+    tn, fn = (1 - P) * (1 - FP), P * (1 - Sn)
+    value = tn / (tn + fn)
+    lines = [f"P(-) = {_f(1 - P)} × {_f(1 - FP)} + {_f(P)} × {_f(1 - Sn)} = {_f(tn)} + {_f(fn)} = {_f(tn + fn)}.",
+             f"By Bayes' rule, P = {_f(tn)} ÷ {_f(tn + fn)} = {_f(value)}."]
+    return _ask_given(rng, lines, value, {"S": S, "g": f"the {who} {neg}", "c": f"the {who} {hasnot}"}, long=True,
+                      **params)
 
 
 # ---------------------------------------------------------------------------
@@ -1758,36 +2413,41 @@ def _random_pmf(rng: random.Random, size: int) -> tuple[list[int], list[Fraction
     return values, [Fraction(w, d) for w in weights]
 
 
+def _ask_stat(rng, s: str, what: str, quantity: str, lines: list[str], value, /, **params) -> dict:
+    stat = rng.choice(("expected value", "mean")) if quantity == "mean" else "variance"
+    parts = {"s": s, "what": what, "stat": stat, "sym": "E[Y]" if quantity == "mean" else "Var(Y)"}
+    return _framed(rng, _STAT_FRAMES, lines, value, parts, quantity=quantity, **params)
+
+
 def _expectation_variance(rng: random.Random, difficulty: str) -> dict:
-    """E[X] and Var(X): fair n-sided dice, a small given PMF, games, binomial (np, np(1-p)), aX + b."""
-    kinds = {"easy": ("die", "pmf", "binomial", "game"),
-             "medium": ("die", "pmf", "binomial", "linear", "game"),
-             "hard": ("die", "pmf", "binomial", "linear", "two_dice")}[difficulty]
+    """E[X] and Var(X): fair n-sided dice, a small given PMF, games, binomial (np, np(1-p)), aX + b, sums of dice.
+
+    Look-alikes: the expected sum of two dice (7, expectations add) next to their expected
+    product (49/4, independence) and the variance of the sum (35/6, variances add).
+    """
+    kinds = {"easy": ("die", "pmf", "binomial", "game", "dice_sum"),
+             "medium": ("die", "pmf", "binomial", "linear", "game", "two_dice", "dice_sum"),
+             "hard": ("die", "pmf", "binomial", "linear", "two_dice", "dice_sum")}[difficulty]
     kind = rng.choice(kinds)
     quantity = "mean" if difficulty == "easy" else rng.choice(("mean", "variance")) if difficulty == "medium" \
         else "variance"
-    if kind in ("game", "two_dice") and difficulty != "hard":
+    if kind == "game" or kind == "two_dice" and difficulty != "hard":
         quantity = "mean"
+    name = rng.choice(_NAMES)
     if kind == "die":
         sides = rng.choice((4, 6, 8, 10, 12, 20)) if difficulty != "easy" else rng.choice((4, 6, 8))
         mean = Fraction(sides + 1, 2)
         ex2 = Fraction((sides + 1) * (2 * sides + 1), 6)
         var = ex2 - mean ** 2
         die = "a fair six-sided die" if sides == 6 else f"a fair {sides}-sided die (faces 1 to {sides})"
+        s = rng.choice((f"{die} is rolled", f"{name} rolls {die}"))
         if quantity == "mean":
-            q = rng.choice((
-                "What is the expected value of a roll of {die}?", "Find E[X] where X is the result of rolling {die}.",
-                "On average, what number does {die} show?", "Compute the mean of the number shown by {die}.",
-            )).format(die=die)
-            line = f"E[X] = (1 + 2 + ... + {sides})/{sides} = {sides * (sides + 1) // 2}/{sides} = {_f(mean)}."
-            return _record(_hint(rng, q, mean), [line], mean, kind="die", sides=sides, quantity=quantity)
-        q = rng.choice((
-            "What is the variance of the number shown when rolling {die}?", "Find Var(X) for X = the roll of {die}.",
-            "Let X be the outcome of {die}. Compute Var(X).", "How large is the variance of a single roll of {die}?",
-        )).format(die=die)
-        line = (f"E[X] = {_f(mean)} and E[X^2] = (1^2 + ... + {sides}^2)/{sides} = {_f(ex2)}, "
-                f"so Var(X) = {_f(ex2)} - ({_f(mean)})^2 = {_f(var)}.")
-        return _record(_hint(rng, q, var), [line], var, kind="die", sides=sides, quantity=quantity)
+            lines = [f"The expected value is the average of the equally likely faces: (1 + 2 + ... + {sides})/{sides} = "
+                     f"{sides * (sides + 1) // 2}/{sides} = {_f(mean)}."]
+            return _ask_stat(rng, s, "the number shown", quantity, lines, mean, kind="die", sides=sides)
+        lines = [f"Var(X) = E[X^2] - (E[X])^2, with E[X] = {_f(mean)} and E[X^2] = (1^2 + ... + {sides}^2)/{sides} = "
+                 f"{_f(ex2)}: Var(X) = {_f(ex2)} - ({_f(mean)})^2 = {_f(var)}."]
+        return _ask_stat(rng, s, "the number shown", quantity, lines, var, kind="die", sides=sides)
     if kind in ("pmf", "game"):
         values, probs = _random_pmf(rng, 3 if difficulty != "hard" else rng.randint(3, 4))
         if kind == "game":
@@ -1795,154 +2455,172 @@ def _expectation_variance(rng: random.Random, difficulty: str) -> dict:
         mean = sum(v * p for v, p in zip(values, probs))
         ex2 = sum(v * v * p for v, p in zip(values, probs))
         var = ex2 - mean ** 2
-        table = ", ".join(f"P(X = {v}) = {_f(p)}" for v, p in zip(values, probs))
+        params = dict(kind="pmf", values=values, probs=[_f(p) for p in probs])
         if kind == "game":
             lose, small, big = values
-            q = rng.choice((
-                "In a game you lose ${l} with probability {pl}, win ${s} with probability {ps}, and win ${b} with "
-                "probability {pb}. What are your expected winnings in dollars?",
-                "A raffle ticket pays ${b} with probability {pb} and ${s} with probability {ps}; otherwise "
-                "(probability {pl}) you are down ${l}. What is the expected payoff?",
-                "A spinner gives -{l} points with probability {pl}, {s} points with probability {ps} and {b} points "
-                "with probability {pb}. Find the expected score.",
-            )).format(l=-lose, s=small, b=big, pl=_f(probs[0]), ps=_f(probs[1]), pb=_f(probs[2]))
-            line = f"E = {_terms(values, probs)} = {_f(mean)}."
-            return _record(_hint(rng, q, mean), [line], mean, kind="pmf", values=values,
-                           probs=[_f(p) for p in probs], quantity="mean")
+            s, what = rng.choice((
+                (f"in a game you lose ${-lose} with probability {_f(probs[0])}, win ${small} with probability "
+                 f"{_f(probs[1])} and win ${big} with probability {_f(probs[2])}", "your winnings in dollars"),
+                (f"a raffle ticket pays ${big} with probability {_f(probs[2])} and ${small} with probability "
+                 f"{_f(probs[1])}, and otherwise (probability {_f(probs[0])}) you are down ${-lose}",
+                 "the payoff in dollars"),
+                (f"a spinner gives {lose} points with probability {_f(probs[0])}, {small} points with probability "
+                 f"{_f(probs[1])} and {big} points with probability {_f(probs[2])}", "the score"),
+            ))
+            lines = [f"The expected value is the sum of value × probability: E = {_terms(values, probs)} = {_f(mean)}."]
+            return _ask_stat(rng, s, what, "mean", lines, mean, **params)
+        table = ", ".join(f"P(X = {v}) = {_f(p)}" for v, p in zip(values, probs))
+        s, what = rng.choice((
+            (f"a random variable X has {table}", "the value of X"),
+            (f"a spinner lands on {', '.join(map(str, values))} with probabilities {', '.join(_f(p) for p in probs)}",
+             "the number it lands on"),
+            (f"a quantity X takes the values {', '.join(map(str, values))} with probabilities "
+             f"{', '.join(_f(p) for p in probs)}", "that quantity"),
+        ))
         if quantity == "mean":
-            q = rng.choice((
-                "A random variable X has {t}. Find E[X].", "Given {t}, what is the expected value of X?",
-                "X takes values {vs} with probabilities {ps}. What is the mean of X?",
-                "What is E[X] if {t}?",
-            )).format(t=table, vs=", ".join(map(str, values)), ps=", ".join(_f(p) for p in probs))
-            line = f"E[X] = {_terms(values, probs)} = {_f(mean)}."
-            return _record(_hint(rng, q, mean), [line], mean, kind="pmf", values=values,
-                           probs=[_f(p) for p in probs], quantity="mean")
-        q = rng.choice((
-            "A random variable X has {t}. Find Var(X).", "Given {t}, what is the variance of X?",
-            "X takes values {vs} with probabilities {ps}. Compute the variance of X.",
-            "What is Var(X) if {t}?",
-        )).format(t=table, vs=", ".join(map(str, values)), ps=", ".join(_f(p) for p in probs))
-        line = (f"E[X] = {_terms(values, probs)} = {_f(mean)}.\nE[X^2] = {_terms(values, probs, True)} = {_f(ex2)}.\n"
-                f"Var(X) = {_f(ex2)} - ({_f(mean)})^2 = {_f(var)}.")
-        return _record(_hint(rng, q, var), [line], var, kind="pmf", values=values, probs=[_f(p) for p in probs],
-                       quantity="variance")
+            lines = [f"The expected value is the sum of value × probability: E[X] = {_terms(values, probs)} = "
+                     f"{_f(mean)}."]
+            return _ask_stat(rng, s, what, quantity, lines, mean, **params)
+        lines = [f"Var(X) = E[X^2] - (E[X])^2. E[X] = {_terms(values, probs)} = {_f(mean)}.",
+                 f"E[X^2] = {_terms(values, probs, True)} = {_f(ex2)}.",
+                 f"Var(X) = {_f(ex2)} - ({_f(mean)})^2 = {_f(var)}."]
+        return _ask_stat(rng, s, what, quantity, lines, var, **params)
     if kind == "binomial":
         p = rng.choice((Fraction(1, 2), Fraction(1, 3), Fraction(1, 4), Fraction(1, 6), Fraction(1, 5),
                         Fraction(2, 3), Fraction(3, 4)))
         n = rng.randint(2, 12) * (p.denominator if difficulty == "easy" else 1)
         mean, var = n * p, n * p * (1 - p)
-        story = {Fraction(1, 2): "heads in {n} flips of a fair coin",
-                 Fraction(1, 6): "sixes in {n} rolls of a fair die",
-                 Fraction(1, 4): "correct answers when guessing on {n} questions with 4 choices each",
-                 }.get(p, "successes in {n} independent trials with success probability {p}")
-        story = story.format(n=n, p=_f(p))
+        s, what = {Fraction(1, 2): (f"a fair coin is flipped {n} times", "the number of heads"),
+                   Fraction(1, 6): (f"a fair die is rolled {n} times", "the number of sixes"),
+                   Fraction(1, 4): (f"a student guesses on {n} questions with 4 choices each",
+                                    "the number of correct answers"),
+                   }.get(p, (f"{n} independent trials each succeed with probability {_f(p)}",
+                             "the number of successes"))
+        params = dict(kind="binomial", n=n, p=_f(p))
         if quantity == "mean":
-            q = rng.choice((
-                "What is the expected number of {s}?", "On average, how many {s} are there?",
-                "X counts the {s}. Find E[X].", "X ~ Binomial({n}, {p}). What is E[X]?",
-            )).format(s=story, n=n, p=_f(p))
-            line = f"For a binomial count, E[X] = np = {n} × {_f(p)} = {_f(mean)}."
-            return _record(_hint(rng, q, mean), [line], mean, kind="binomial", n=n, p=_f(p), quantity="mean")
-        q = rng.choice((
-            "What is the variance of the number of {s}?", "X counts the {s}. Find Var(X).",
-            "X ~ Binomial({n}, {p}). What is Var(X)?", "Compute the variance of X, the number of {s}.",
-        )).format(s=story, n=n, p=_f(p))
-        line = f"For a binomial count, Var(X) = np(1 - p) = {n} × {_f(p)} × {_f(1 - p)} = {_f(var)}."
-        return _record(_hint(rng, q, var), [line], var, kind="binomial", n=n, p=_f(p), quantity="variance")
+            lines = [f"A count of independent successes is binomial, so E[X] = np = {n} × {_f(p)} = {_f(mean)}."]
+            return _ask_stat(rng, s, what, quantity, lines, mean, **params)
+        lines = [f"A count of independent successes is binomial, so Var(X) = np(1 - p) = {n} × {_f(p)} × {_f(1 - p)} = "
+                 f"{_f(var)}."]
+        return _ask_stat(rng, s, what, quantity, lines, var, **params)
     if kind == "linear":
         a, b = rng.choice((2, 3, 4, 5, -2, -1)), rng.randint(-10, 10)
-        mean, var = Fraction(7, 2), Fraction(35, 12)
         expr = f"{a}X {'+' if b >= 0 else '-'} {abs(b)}"
+        s = rng.choice(("a fair six-sided die is rolled and shows X", f"{name} rolls a fair die and calls the result X"))
         if quantity == "mean":
-            value = a * mean + b
-            q = rng.choice((
-                "X is the result of rolling a fair six-sided die. Find E[{e}].",
-                "A fair die is rolled and shows X. What is the expected value of Y = {e}?",
-                "Let X be a fair die roll. Compute the mean of {e}.",
-                "You win {e} dollars, where X is the roll of a fair die. What are your expected winnings?",
-            )).format(e=expr)
-            line = f"E[X] = 7/2, so E[{expr}] = {a} × 7/2 {'+' if b >= 0 else '-'} {abs(b)} = {_f(value)}."
+            value = a * Fraction(7, 2) + b
+            lines = [f"Expectation is linear: E[aX + b] = aE[X] + b, and E[X] = 7/2, so E[{expr}] = {a} × 7/2 "
+                     f"{'+' if b >= 0 else '-'} {abs(b)} = {_f(value)}."]
         else:
-            value = a * a * var
-            q = rng.choice((
-                "X is the result of rolling a fair six-sided die. Find Var({e}).",
-                "A fair die is rolled and shows X. What is the variance of Y = {e}?",
-                "Let X be a fair die roll. Compute the variance of {e}.",
-                "Given Var(X) = 35/12 for a fair die roll X, find Var({e}).",
-            )).format(e=expr)
-            line = f"Var(X) = 35/12 for a fair die, and Var(aX + b) = a^2 Var(X) = {a * a} × 35/12 = {_f(value)}."
-        return _record(_hint(rng, q, value), [line], value, kind="linear", a=a, b=b, quantity=quantity)
-    # two_dice: the sum of two fair dice
-    value = Fraction(7) if quantity == "mean" else Fraction(35, 6)
-    if quantity == "mean":
-        q = rng.choice(("What is the expected sum of two fair dice?", "Two fair dice are rolled. Find E[sum].",
-                        "On average, what total do two dice show?"))
-        line = "E[sum] = E[X1] + E[X2] = 7/2 + 7/2 = 7."
+            value = a * a * Fraction(35, 12)
+            lines = [f"Adding a constant does not change the spread: Var(aX + b) = a^2 Var(X), and Var(X) = 35/12 for a "
+                     f"fair die, so Var({expr}) = {a * a} × 35/12 = {_f(value)}."]
+        return _ask_stat(rng, s, expr, quantity, lines, value, kind="linear", a=a, b=b)
+    if kind == "dice_sum":
+        k = rng.randint(2, 5) if difficulty != "hard" else rng.randint(3, 8)
+        s = rng.choice((f"{k} fair dice are rolled", f"{name} throws {k} fair six-sided dice"))
+        if quantity == "mean":
+            value = k * Fraction(7, 2)
+            lines = [f"Expectations add, die by die: E[total] = {k} × 7/2 = {_f(value)}."]
+        else:
+            value = k * Fraction(35, 12)
+            lines = [f"For independent dice, variances add: Var(total) = {k} × 35/12 = {_f(value)}."]
+        return _ask_stat(rng, s, "the total shown", quantity, lines, value, kind="dice_sum", dice=k)
+    # two_dice: the sum or the product of two fair dice
+    combine = rng.choice(("sum", "product")) if quantity == "mean" else "sum"
+    s = rng.choice(("two fair dice are rolled", f"{name} rolls two fair six-sided dice, one red and one blue"))
+    if combine == "sum" and quantity == "mean":
+        value = Fraction(7)
+        lines = ["Expectations add: E[X1 + X2] = E[X1] + E[X2] = 7/2 + 7/2 = 7."]
+    elif combine == "product":
+        value = Fraction(49, 4)
+        lines = ["The dice are independent, so the expectation of the product is the product of the expectations: "
+                 "E[X1 × X2] = 7/2 × 7/2 = 49/4."]
     else:
-        q = rng.choice(("What is the variance of the sum of two fair dice?",
-                        "Two fair dice are rolled independently. Find the variance of their total.",
-                        "Let S be the sum of two independent fair die rolls. Compute Var(S)."))
-        line = "The dice are independent, so Var(sum) = 35/12 + 35/12 = 35/6."
-    return _record(q, [line], value, kind="two_dice", quantity=quantity)
+        value = Fraction(35, 6)
+        lines = ["For independent dice, variances add: Var(X1 + X2) = 35/12 + 35/12 = 35/6."]
+    what = "the sum of the two numbers" if combine == "sum" else "the product of the two numbers"
+    return _ask_stat(rng, s, what, quantity, lines, value, kind="two_dice", combine=combine)
 
 
 # ---------------------------------------------------------------------------
 # binomial
 # ---------------------------------------------------------------------------
 
-_BINOMIAL_STORIES = (  # (p, setup with {n}, what is counted: singular, plural)
-    (Fraction(1, 2), "A fair coin is tossed {n} times.", "head", "heads"),
-    (Fraction(1, 6), "A fair die is rolled {n} times.", "six", "sixes"),
-    (Fraction(1, 4), "A student guesses randomly on {n} multiple-choice questions, each with 4 options.",
-     "correct answer", "correct answers"),
-    (Fraction(1, 3), "A spinner with 3 equal sections (one red) is spun {n} times.", "red", "reds"),
-    (Fraction(2, 3), "A basketball player makes each free throw with probability 2/3 and takes {n} shots.",
-     "made shot", "made shots"),
-    (Fraction(3, 4), "Each of {n} seeds germinates independently with probability 3/4.", "seed that germinates",
-     "seeds that germinate"),
-    (Fraction(1, 5), "Each of {n} customers independently buys dessert with probability 1/5.", "dessert buyer",
-     "dessert buyers"),
+_BINOMIAL_STORIES = (  # (p, situation with {n}, success: singular, plural, "the first {k} ... the rest ...")
+    (Fraction(1, 2), "a fair coin is tossed {n} times", "head", "heads",
+     "the first {k} tosses are heads and the other {r} are tails"),
+    (Fraction(1, 6), "a fair die is rolled {n} times", "six", "sixes",
+     "the first {k} rolls are sixes and none of the other {r} is"),
+    (Fraction(1, 4), "a student guesses randomly on {n} multiple-choice questions, each with 4 options",
+     "correct answer", "correct answers", "the first {k} answers are correct and the other {r} are wrong"),
+    (Fraction(1, 3), "a spinner with 3 equal sections, one of them red, is spun {n} times", "red", "reds",
+     "the first {k} spins land on red and the other {r} do not"),
+    (Fraction(2, 3), "a basketball player makes each free throw with probability 2/3 and takes {n} shots",
+     "made shot", "made shots", "the first {k} shots go in and the other {r} miss"),
+    (Fraction(3, 4), "each of {n} seeds germinates independently with probability 3/4", "seed that germinates",
+     "seeds that germinate", "the first {k} seeds germinate and the other {r} do not"),
+    (Fraction(1, 5), "each of {n} customers independently buys dessert with probability 1/5", "dessert buyer",
+     "dessert buyers", "the first {k} customers buy dessert and the other {r} do not"),
 )
 
 
 def _binomial(rng: random.Random, difficulty: str) -> dict:
-    """P(X = k), P(X >= k), P(X <= k) for X ~ Binomial(n, p) with p a simple fraction."""
-    p, setup, one, many = rng.choice(_BINOMIAL_STORIES)
+    """X ~ Binomial(n, p): exactly / at least / at most k successes, one fixed order, and counts of sequences.
+
+    Look-alikes: "exactly 2 sixes in 5 rolls" (C(5, 2) orders) next to "the first 2 rolls are
+    sixes and the rest are not" (one order, no C) and "how many sequences have exactly 2 sixes"
+    (C(5, 2), a count).
+    """
+    p, situation, one, many, first = rng.choice(_BINOMIAL_STORIES)
     n = {"easy": rng.randint(2, 4), "medium": rng.randint(4, 6), "hard": rng.randint(5, 8)}[difficulty]
-    if difficulty == "hard":
-        event = rng.choice(("ge", "le"))
-        k = n - rng.randint(1, 2) if event == "ge" else rng.randint(1, 2)
+    event = {"easy": ("eq", "eq", "ways", "order"), "medium": ("eq", "eq", "order", "ways"),
+             "hard": ("ge", "le", "ge", "le", "eq")}[difficulty]
+    event = rng.choice(event)
+    if event == "ge":
+        k = n - rng.randint(1, 2)
+    elif event == "le":
+        k = rng.randint(1, 2)
+    elif event in ("order", "ways"):
+        k = rng.randint(1, n - 1)
     else:
-        event, k = "eq", rng.randint(0, n) if difficulty == "medium" else rng.randint(1, n)
+        k = rng.randint(0, n) if difficulty != "easy" else rng.randint(1, n)
+    q_ = 1 - p
+    s = situation.format(n=n)
+    params = dict(n=n, k=k, p=_f(p), event=event)
+    word = one if k == 1 else many
+    if event == "ways":
+        count = math.comb(n, k)
+        lines = [f"A sequence with exactly {k} {word} is fixed by choosing which {k} of the {n} are {many}: "
+                 f"{_comb_steps(n, k)}. It asks how many sequences, so the answer is this count."]
+        return _ask_count(rng, s, f"possible sequences of results with exactly {k} {word}", lines, count, **params)
+    if event == "order":
+        value = p ** k * q_ ** (n - k)
+        lines = [f"One fixed order needs no C({n}, {k}), and the trials are independent: ({_f(p)})^{k} × "
+                 f"({_f(q_)})^{n - k} = {_f(p ** k)} × {_f(q_ ** (n - k))} = {_f(value)}."]
+        return _ask_probability(rng, s, first.format(k=k, r=n - k), lines, value, **params)
     ks = {"eq": [k], "ge": list(range(k, n + 1)), "le": list(range(0, k + 1))}[event]
-    terms = [math.comb(n, j) * p ** j * (1 - p) ** (n - j) for j in ks]
+    terms = [math.comb(n, j) * p ** j * q_ ** (n - j) for j in ks]
     value = sum(terms, Fraction(0))
     rel = {"eq": "exactly", "ge": "at least", "le": "at most"}[event]
-    generic = rng.random() < 0.25
-    if generic:
-        q = rng.choice((
-            "X ~ Binomial({n}, {p}). Find P(X {op} {k}).",
-            "Let X be binomial with n = {n} and p = {p}. What is P(X {op} {k})?",
-        )).format(n=n, p=_f(p), k=k, op={"eq": "=", "ge": ">=", "le": "<="}[event])
-    else:
-        what = f"no {many}" if event == "eq" and k == 0 else f"{rel} {k} {one if k == 1 else many}"
-        q = setup.format(n=n) + " " + rng.choice((
-            "What is the probability of {w}?", "Find the probability of getting {w}.",
-            "How likely is it to get {w}?", "What is the chance of {w}?",
-        )).format(w=what)
-    pieces = [f"C({n}, {j}) ({_f(p)})^{j} ({_f(1 - p)})^{n - j}" for j in ks]
-    values = [_f(t) for t in terms]
-    if len(ks) == 1:
-        j = ks[0]
+    clause = (f"there are no {many}" if event == "eq" and k == 0 else
+              f"there {'is' if k == 1 else 'are'} {rel} {k} {word}")
+    if rng.random() < 0.2:  # the notation, as a textbook states it
+        s = f"X ~ Binomial({n}, {_f(p)}) counts the {many}"
+        clause = f"X {'=' if event == 'eq' else {'ge': '≥', 'le': '≤'}[event]} {k}"
+    if event == "eq":
+        j = k
         raw_num = math.comb(n, j) * p.numerator ** j * (p.denominator - p.numerator) ** (n - j)
         raw = f"{raw_num}/{p.denominator ** n}"
-        line = f"P(X = {k}) = {pieces[0]} = {raw}" + (f" = {_f(value)}." if raw != _f(value) else ".")
+        lines = [f"Exactly {k} of {n} in any order: C({n}, {k}) orders, each with probability ({_f(p)})^{k} "
+                 f"({_f(q_)})^{n - k}. P = {math.comb(n, k)} × {_f(p ** k)} × {_f(q_ ** (n - k))} = {raw}"
+                 + (f" = {_f(value)}." if raw != _f(value) else ".")]
     else:
         sym = {"ge": "≥", "le": "≤"}[event]
-        line = (f"P(X {sym} {k}) = " + " + ".join(f"P({j})" for j in ks) + " = " + " + ".join(values)
-                + f" = {_f(value)}, using P(j) = C({n}, j) ({_f(p)})^j ({_f(1 - p)})^({n} - j).")
-    return _record(_hint(rng, q, value, chance=0.2), [line], value, n=n, k=k, p=_f(p), event=event)
+        lines = [f"\"{_cap(rel)} {k}\" adds the cases " + ", ".join(map(str, ks)) + ", each C(n, j) orders: "
+                 f"P(X {sym} {k}) = " + " + ".join(f"P({j})" for j in ks) + " = " + " + ".join(_f(t) for t in terms)
+                 + f" = {_f(value)}, using P(j) = C({n}, j) ({_f(p)})^j ({_f(q_)})^({n} - j)."]
+    return _ask_probability(rng, s, clause, lines, value, **params)
 
 
 # ---------------------------------------------------------------------------
