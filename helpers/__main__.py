@@ -2,6 +2,7 @@
 
 ``python -m helpers prepare-model`` converts the embedded GGUF model once (make setup runs it).
 ``python -m helpers notebooks --preset fast_test`` runs every notebook headless (make demo).
+``python -m helpers data FILE --format gsm8k --out data/mine.json`` checks and converts QA data (as 01_data_prep).
 """
 
 import argparse
@@ -19,7 +20,23 @@ def main(argv=None) -> int:
     nbs = sub.add_parser("notebooks", help="run every numbered notebook headless with papermill, in order")
     nbs.add_argument("--preset", default="fast_test")
     nbs.add_argument("--only", nargs="*", default=None, help="notebook number prefixes, e.g. 00 01")
+    data = sub.add_parser("data", help="check QA data in any supported format and write it as a workbook QA file")
+    data.add_argument("inputs", nargs="*", help="JSON, JSONL or CSV files, or folders written by datasets' save_to_disk")
+    data.add_argument("--hub", default=None, help="a Hugging Face hub dataset id (needs the hub), e.g. openai/gsm8k")
+    data.add_argument("--hub-config", default=None, help="the hub dataset's configuration, e.g. main")
+    data.add_argument("--split", default=None, help="split of a hub dataset or a saved DatasetDict (default: train)")
+    data.add_argument("--format", dest="style", default="qa", choices=("qa", "gsm8k", "math"),
+                      help="how answers are written: qa (as is), gsm8k ('#### 42'), math (\\boxed{...})")
+    data.add_argument("--question-field", default=None, help="column holding the question (default: question; "
+                      "problem for math)")
+    data.add_argument("--answer-field", default=None, help="column holding the answer (default: answer; solution "
+                      "for math)")
+    data.add_argument("--keep-calculator", action="store_true", help="gsm8k: keep the <<48/2=24>> annotations")
+    data.add_argument("--on-bad-rows", default="drop", choices=("drop", "raise"))
+    data.add_argument("--out", default=None, help="write the valid rows here, a .json file (nothing on failure)")
     args = parser.parse_args(argv)
+    if args.command == "data":
+        return _data(args)
     if args.command == "prepare-model":
         from helpers.models import prepare_embedded_model
 
@@ -35,6 +52,38 @@ def main(argv=None) -> int:
     report = run_setup_check(args.out, train_steps=not args.no_train)
     print(json.dumps(report, indent=1, default=str))
     return 0 if report["ok"] else 1
+
+
+def _data(args) -> int:
+    """``python -m helpers data``: load and check, report rows read and dropped by reason, write all or nothing."""
+    import time
+    from pathlib import Path
+
+    from helpers import data
+
+    fmt = dict(style=args.style, question_field=args.question_field, answer_field=args.answer_field,
+               keep_calculator=args.keep_calculator)
+    start = time.perf_counter()
+    try:
+        if bool(args.inputs) == bool(args.hub):
+            raise ValueError("give input files or folders, or --hub ID (one of the two)")
+        if args.hub:
+            loaded = data.load_hf_dataset(args.hub, args.split or "train", args.hub_config, args.on_bad_rows, **fmt)
+        else:
+            loaded = data.load_qa_files(args.inputs, args.on_bad_rows, split=args.split, **fmt)
+        seconds = time.perf_counter() - start
+        written = None
+        if args.out:
+            out = Path(args.out)
+            written = data.write_training_files(out.parent, {out.name: loaded.rows})[0]["file"]
+    except (data.DataError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps({"inputs": loaded.path, "format": args.style, "rows_read": len(loaded.rows) + len(loaded.bad_rows),
+                      "rows_kept": len(loaded.rows), "dropped_by_reason": loaded.reasons(),
+                      "seconds": round(seconds, 2), "written": written, "first_bad_rows": loaded.table()[:10]},
+                     indent=1, ensure_ascii=False))
+    return 0
 
 
 if __name__ == "__main__":

@@ -185,3 +185,55 @@ def chat_messages(question: str) -> list[dict]:
     which is also how the trained models are scored elsewhere.
     """
     return [{"role": "user", "content": question}]
+
+
+_EXACT_DECIMAL = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[-+]?\.\d+")
+_EXACT_LATEX_FRAC = re.compile(r"([-+]?)\\[dt]?frac(?:\{([-+]?\d+)\}\{([-+]?\d+)\}|(\d)(\d))")
+
+
+def parse_exact_number(text: str | int | None) -> Fraction | None:
+    """The value of a text that is one number and nothing else; ``None`` otherwise.
+
+    Unlike ``parse_number`` (which finds a number anywhere, for grading), this
+    reads a dataset's *reference* answer, where ``5 apples``, ``\\sqrt{2}`` or
+    ``x = 5`` must not quietly become 5 or 2. Accepts integers with or without
+    thousands commas, decimals, ``a/b``, ``\\frac{a}{b}`` (``\\dfrac``,
+    ``\\tfrac``, ``\\frac38``), a percent sign, ``$`` signs, LaTeX spacing
+    (``\\!``, ``\\,``, ``{,}``) and one closing full stop. Used by helpers.data
+    for GSM8K and MATH style files (01_data_prep).
+
+    >>> parse_exact_number("1,000"), parse_exact_number("\\\\dfrac{3}{8}"), parse_exact_number("12.5\\\\%")
+    (Fraction(1000, 1), Fraction(3, 8), Fraction(1, 8))
+    >>> parse_exact_number("5 apples") is None, parse_exact_number("\\\\sqrt{2}") is None
+    (True, True)
+    """
+    if isinstance(text, bool) or text is None:
+        return None
+    if isinstance(text, int):
+        return Fraction(text)
+    s = str(text).strip()
+    for piece in ("$", "\\!", "\\,", "\\;", "\\ "):
+        s = s.replace(piece, "")
+    s = s.replace("{,}", ",").replace("\\%", "%").replace("−", "-").strip()
+    s = re.sub(r"\s*/\s*", "/", s)
+    if s.endswith(".") and s[:-1][-1:].isdigit():
+        s = s[:-1]
+    percent = s.endswith("%")
+    s = s[:-1] if percent else s
+    if not s or any(ch.isspace() for ch in s):
+        return None
+    latex = _EXACT_LATEX_FRAC.fullmatch(s)
+    try:
+        if latex:
+            sign, num, den = latex.group(1), latex.group(2) or latex.group(4), latex.group(3) or latex.group(5)
+            value = Fraction(int(num), int(den)) * (-1 if sign == "-" else 1)
+        elif s.count("/") == 1 and all(_EXACT_DECIMAL.fullmatch(part) for part in s.split("/")):
+            num, den = (Fraction(part.replace(",", "")) for part in s.split("/"))
+            value = num / den
+        elif _EXACT_DECIMAL.fullmatch(s):
+            value = Fraction(s.replace(",", ""))
+        else:
+            return None
+    except ZeroDivisionError:
+        return None
+    return value / 100 if percent else value

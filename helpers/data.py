@@ -7,8 +7,11 @@ question. None of those raise an error in a trainer; they just make the results
 worse or the evaluation flattering. So the data goes through one documented
 path, in the order 01_data_prep uses:
 
-1. ``load_qa_file`` / ``load_qa_files`` read a JSON list or JSONL file, check
-   every row and report bad rows by number and reason (nothing is coerced).
+1. ``load_qa_file`` / ``load_qa_files`` read a JSON list, JSONL or CSV file
+   or a folder saved with ``datasets`` (``load_hf_dataset`` also a hub id),
+   check every row and report bad rows by number and reason (nothing is
+   coerced). GSM8K-style (``#### 42``) and MATH-style (``\\boxed{...}``)
+   answers become the workbook's worked solutions ending in ``Answer: <value>``.
 2. ``clean_rows`` normalises whitespace, drops exact and near duplicates and
    (with a token counter) rows that are too long, and says which and why.
 3. ``split_rows`` makes a deterministic, stratified train/validation split with
@@ -30,7 +33,9 @@ that a notebook shows. Introduced in 01_data_prep.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import math
 import os
@@ -54,6 +59,11 @@ __all__ = [
     "REPORT_NAME",
     "load_qa_file",
     "load_qa_files",
+    "load_hf_dataset",
+    "STYLES",
+    "DEFAULT_FIELDS",
+    "gsm8k_solution",
+    "math_solution",
     "normalize_whitespace",
     "question_key",
     "clean_rows",
@@ -115,6 +125,14 @@ class LoadResult:
     def counts(self) -> dict:
         """How many rows were kept and how many were bad."""
         return {"file": self.path, "rows": len(self.rows), "bad_rows": len(self.bad_rows)}
+
+    def reasons(self) -> dict:
+        """Bad rows counted by kind of reason (``missing field``, ``no final answer``...), most frequent first."""
+        kinds = Counter()
+        for b in self.bad_rows:
+            for problem in b.reason.split("; "):
+                kinds[re.sub(r" at (byte|column) \d+.*", "", problem.split(":", 1)[0])] += 1
+        return dict(kinds.most_common())
 
 
 @dataclass(frozen=True)
@@ -191,18 +209,23 @@ def _bad_surrogate(text: str) -> str | None:
         return f"\\u{ord(text[exc.start]):04x}"
 
 
-def _check_row(obj: Any) -> tuple[list[str], dict | None]:
-    """Problems with one row, and the row as kept (``source: null`` removed)."""
+def _check_row(obj: Any, labels: dict[str, str] | None = None) -> tuple[list[str], dict | None]:
+    """Problems with one row, and the row as kept (``source: null`` removed).
+
+    ``labels`` names the fields in messages as the user's file names them
+    (``{"question": "problem"}`` after a field mapping).
+    """
     if not isinstance(obj, dict):
         return [f"not an object (got {_type_name(obj)})"], None
+    label = (labels or {}).get
     problems = []
     for name in ("question", "answer"):
         if name not in obj:
-            problems.append(f"missing field: {name}")
+            problems.append(f"missing field: {label(name, name)}")
         elif not isinstance(obj[name], str):
-            problems.append(f"wrong type: {name} is {_type_name(obj[name])}, expected text")
+            problems.append(f"wrong type: {label(name, name)} is {_type_name(obj[name])}, expected text")
         elif not obj[name].strip():
-            problems.append(f"empty field: {name}")
+            problems.append(f"empty field: {label(name, name)}")
     source = obj.get("source")
     if source is not None and not isinstance(source, str):
         problems.append(f"wrong type: source is {_type_name(source)}, expected text")
@@ -303,31 +326,55 @@ def _check_on_bad_rows(on_bad_rows: Any) -> None:
         raise ValueError(f"on_bad_rows must be 'drop' or 'raise', got {on_bad_rows!r}")
 
 
-def load_qa_file(path: str | os.PathLike, on_bad_rows: str = "drop") -> LoadResult:
-    """Read and check one QA file (a JSON list, or JSONL with one object per line).
+def load_qa_file(
+    path: str | os.PathLike,
+    on_bad_rows: str = "drop",
+    style: str = "qa",
+    question_field: str | None = None,
+    answer_field: str | None = None,
+    keep_calculator: bool = False,
+    split: str | None = None,
+) -> LoadResult:
+    """Read and check one QA file (JSON list, JSONL, CSV, or a folder saved with ``datasets``).
 
     The format is JSONL for a ``.jsonl`` (or ``.ndjson``) name or when the
     content is one object per line; JSON when the first non-space character is
-    ``[``. Every row must be an object with non-empty text ``question`` and
+    ``[``; CSV for a ``.csv`` name (a header row naming the columns, rows
+    numbered from the first row after it); a folder written by
+    ``Dataset.save_to_disk`` (or ``DatasetDict.save_to_disk``: ``split``, by
+    default ``train``). Every row must have non-empty text ``question`` and
     ``answer``; ``source``, if present, must be text (``null`` is removed).
     Nothing is coerced: ``"answer": 42`` is reported as
     ``wrong type: answer is int, expected text``. Extra fields are kept.
 
+    ``style`` says how answers are written (see ``STYLES``): ``qa`` keeps them
+    as they are; ``gsm8k`` and ``math`` turn them into the workbook's worked
+    solution ending in ``Answer: <value>`` and set ``final_answer`` (see
+    ``gsm8k_solution``, ``math_solution``); a row whose final answer is missing
+    or not an exact number is a bad row. ``question_field`` / ``answer_field``
+    name the columns that hold them (default: ``DEFAULT_FIELDS[style]``).
+
     ``on_bad_rows="drop"`` keeps going and lists the bad rows in
     ``LoadResult.bad_rows``; ``"raise"`` raises ``DataError`` naming the first
-    few. A missing path, a folder, an empty file, malformed JSON (line and
-    column given), invalid UTF-8 in a JSON file, a top level that is not a list,
+    few. A missing path, a folder that is not a saved dataset, an empty file,
+    malformed JSON (line and column given), invalid UTF-8 in a JSON or CSV file,
+    a top level that is not a list, a CSV without the question or answer column,
     or a file with no valid row always raise ``DataError``. For JSONL, a broken
     line or a line that is not UTF-8 is a bad row, numbered by line.
 
-    Used in 01_data_prep.
+    Used in 01_data_prep and by ``python -m helpers data``.
     """
     _check_on_bad_rows(on_bad_rows)
+    fields = _fields(style, question_field, answer_field)
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file")
     if path.is_dir():
-        raise DataError(f"{path}: is a folder, expected a .json or .jsonl file")
+        if not _is_saved_dataset(path):
+            raise DataError(f"{path}: is a folder, expected a .json, .jsonl or .csv file "
+                            "or a folder written by datasets' save_to_disk")
+        return _checked_rows(str(path), _saved_dataset_rows(path, split), [], "row", on_bad_rows, style, fields,
+                             keep_calculator)
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -338,37 +385,46 @@ def load_qa_file(path: str | os.PathLike, on_bad_rows: str = "drop") -> LoadResu
     if not data.strip(_JSON_SPACE):
         raise DataError(f"{path}: file is empty")
 
-    fmt = _detect_format(path, data)
-    unit = "line" if fmt == "jsonl" else "row"
-    if fmt == "jsonl":
-        parsed, bad = _parse_jsonl(path, data)
+    if path.suffix.lower() == ".csv":
+        parsed, bad = _parse_csv(path, data, offset, fields)
+        fmt = "csv"
     else:
-        parsed, bad = _parse_json_list(path, data, offset)
-    if not parsed and not bad:
-        raise DataError(f"{path}: no rows (the list is empty)")
+        fmt = _detect_format(path, data)
+        parsed, bad = _parse_jsonl(path, data) if fmt == "jsonl" else _parse_json_list(path, data, offset)
+    return _checked_rows(str(path), parsed, bad, "line" if fmt == "jsonl" else "row", on_bad_rows, style, fields,
+                         keep_calculator)
 
+
+def _checked_rows(name: str, parsed: list[tuple[int, Any, str]], bad: list[BadRow], unit: str, on_bad_rows: str,
+                  style: str, fields: tuple[str, str], keep_calculator: bool) -> LoadResult:
+    """Check (and for gsm8k/math convert) parsed rows; the errors ``load_qa_file`` documents."""
+    if not parsed and not bad:
+        raise DataError(f"{name}: no rows (the list is empty)")
     rows = []
     for number, obj, preview in parsed:
-        problems, row = _check_row(obj)
+        problems, row = _convert_row(obj, style, fields, keep_calculator)
         if problems:
-            bad.append(BadRow(number, "; ".join(problems), preview or _row_preview(obj), str(path)))
+            bad.append(BadRow(number, "; ".join(problems), preview or _row_preview(obj), name))
         else:
             rows.append(row)
     bad.sort(key=lambda b: b.row)
 
     if not rows:
-        raise DataError(f"{path}: no valid rows ({len(bad)} bad: {_list_bad(bad, unit)})")
+        raise DataError(f"{name}: no valid rows ({len(bad)} bad: {_list_bad(bad, unit)})")
     if bad and on_bad_rows == "raise":
-        raise DataError(f"{path}: {len(bad)} bad {unit}(s): {_list_bad(bad, unit)}")
-    return LoadResult(str(path), rows, bad)
+        raise DataError(f"{name}: {len(bad)} bad {unit}(s): {_list_bad(bad, unit)}")
+    return LoadResult(name, rows, bad)
 
 
-def load_qa_files(paths: Iterable[str | os.PathLike] | str | os.PathLike, on_bad_rows: str = "drop") -> LoadResult:
+def load_qa_files(paths: Iterable[str | os.PathLike] | str | os.PathLike, on_bad_rows: str = "drop",
+                  **fmt: Any) -> LoadResult:
     """Load several QA files into one ``LoadResult`` (rows in file order).
 
     Each row gets an ``origin`` field with its file's name (unless it already
     has one) so mixed data can be traced back; bad rows carry their file in the
-    table. Every file must have at least one valid row. Used in 01_data_prep.
+    table. Every file must have at least one valid row. ``fmt`` (``style``,
+    ``question_field``, ``answer_field``, ``keep_calculator``, ``split``) is
+    passed to ``load_qa_file`` for every file. Used in 01_data_prep.
     """
     _check_on_bad_rows(on_bad_rows)
     if isinstance(paths, (str, os.PathLike)):
@@ -378,11 +434,233 @@ def load_qa_files(paths: Iterable[str | os.PathLike] | str | os.PathLike, on_bad
         raise DataError("no files given")
     rows, bad = [], []
     for p in paths:
-        result = load_qa_file(p, on_bad_rows=on_bad_rows)
+        result = load_qa_file(p, on_bad_rows=on_bad_rows, **fmt)
         name = Path(p).name
         rows.extend(r if "origin" in r else {**r, "origin": name} for r in result.rows)
         bad.extend(result.bad_rows)
     return LoadResult(", ".join(str(p) for p in paths), rows, bad)
+
+
+# --------------------------------------------------------------------------- other formats
+
+#: How a file writes its answers: ``qa`` as the workbook does (kept as they are); ``gsm8k`` a worked
+#: solution ending in a line ``#### 42``; ``math`` a solution with the final answer in ``\boxed{...}``
+#: (or in a ``final_answer`` field). gsm8k and math rows become worked solutions ending in ``Answer: <value>``.
+STYLES = ("qa", "gsm8k", "math")
+#: The question and answer fields each style expects unless told otherwise (GSM8K's and MATH's own names).
+DEFAULT_FIELDS = {"qa": ("question", "answer"), "gsm8k": ("question", "answer"), "math": ("problem", "solution")}
+
+_CALCULATOR = re.compile(r"<<[^<>\n]*>>")
+_GSM8K_FINAL = re.compile(r"^[ \t]*####[ \t]*(.*?)[ \t]*$", re.M)
+_BOXED = re.compile(r"\\(?:boxed|fbox)[ \t]*\{")
+
+
+def _fields(style: str, question_field: str | None, answer_field: str | None) -> tuple[str, str]:
+    if style not in STYLES:
+        raise ValueError(f"style: must be one of {', '.join(STYLES)}; got {style!r}")
+    default_q, default_a = DEFAULT_FIELDS[style]
+    fields = (question_field or default_q, answer_field or default_a)
+    for name, value in zip(("question_field", "answer_field"), fields):
+        if not isinstance(value, str):
+            raise ValueError(f"{name}: expected a column name, got {value!r}")
+    if fields[0] == fields[1]:
+        raise ValueError(f"question_field and answer_field are both {fields[0]!r}")
+    return fields
+
+
+def _solution_lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def gsm8k_solution(answer: str, keep_calculator: bool = False) -> tuple[str, Fraction]:
+    """A GSM8K answer as the workbook's worked solution, and its exact final value.
+
+    The solution lines are kept, the closing ``#### 42`` becomes ``Answer: 42``
+    (``helpers.answers.answer_line``), and the calculator annotations
+    ``<<48/2=24>>`` are removed unless ``keep_calculator``: they are GSM8K's
+    tool calls, not text a model should learn to write before every result.
+    Raises ``ValueError`` (the bad-row reason) when there is no ``####`` line,
+    text follows it, or its value is not exactly one number. Used in 01_data_prep.
+
+    >>> gsm8k_solution("Half of 48 is 48/2 = <<48/2=24>>24.\\n#### 24")
+    ('Half of 48 is 48/2 = 24.\\nAnswer: 24', Fraction(24, 1))
+    """
+    from helpers.answers import answer_line, parse_exact_number
+
+    finals = list(_GSM8K_FINAL.finditer(answer))
+    if not finals:
+        raise ValueError("no final answer: no line '#### <value>'")
+    final = finals[-1]
+    if answer[final.end():].strip():
+        raise ValueError("no final answer: text after the '#### <value>' line")
+    value = parse_exact_number(final.group(1))
+    if value is None:
+        raise ValueError(f"final answer is not a number: {_preview(final.group(1))!r}")
+    body = answer[:final.start()]
+    if not keep_calculator:
+        body = _CALCULATOR.sub("", body)
+    return "\n".join(_solution_lines(body) + [answer_line(value)]), value
+
+
+def _boxed_spans(text: str) -> list[tuple[int, int, str]]:
+    """``(start, end, content)`` of every ``\\boxed{...}`` / ``\\fbox{...}``, braces balanced."""
+    spans = []
+    for match in _BOXED.finditer(text):
+        depth, i = 1, match.end()
+        while i < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            i += 1
+        if depth == 0:
+            spans.append((match.start(), i, text[match.end():i - 1]))
+    return spans
+
+
+def math_solution(solution: str, final_answer: Any = None) -> tuple[str, Fraction]:
+    """A MATH-style solution as the workbook's worked solution, and its exact final value.
+
+    The value is the ``final_answer`` field when the row has one, else the last
+    ``\\boxed{...}`` in the solution; when both are there they must agree.
+    Each ``\\boxed{x}`` is written as ``x`` and ``Answer: <value>`` closes the
+    solution. A final answer that is not exactly one number (``\\sqrt{2}``,
+    ``(1, 2)``, ``x = 5``) makes the row a bad row: the workbook grades answers
+    exactly as numbers. Used in 01_data_prep.
+
+    >>> math_solution("So $p = \\\\boxed{\\\\frac{3}{8}}$.")
+    ('So $p = \\\\frac{3}{8}$.\\nAnswer: 3/8', Fraction(3, 8))
+    """
+    from helpers.answers import answer_line, format_final_answer, parse_exact_number
+
+    spans = _boxed_spans(solution)
+    boxed = spans[-1][2] if spans else None
+    given = None if final_answer is None or final_answer == "" else final_answer
+    if given is not None and (isinstance(given, bool) or not isinstance(given, (str, int, float))):
+        raise ValueError(f"wrong type: final_answer is {_type_name(given)}, expected text or a number")
+    if given is None and boxed is None:
+        raise ValueError("no final answer: no \\boxed{...} in the solution and no final_answer field")
+    written = str(given) if given is not None else boxed
+    value = parse_exact_number(written if not isinstance(given, int) else given)
+    if value is None:
+        raise ValueError(f"final answer is not a number: {_preview(written)!r}")
+    if given is not None and boxed is not None and parse_exact_number(boxed) != value:
+        raise ValueError(f"final_answer {format_final_answer(value)} disagrees with \\boxed{{{_preview(boxed)}}}")
+    text, last = [], 0
+    for start, end, content in spans:
+        text += [solution[last:start], content]
+        last = end
+    text.append(solution[last:])
+    return "\n".join(_solution_lines("".join(text)) + [answer_line(value)]), value
+
+
+def _convert_row(obj: Any, style: str, fields: tuple[str, str], keep_calculator: bool) -> tuple[list[str], dict | None]:
+    """Map the row's fields to question/answer, check it, and write its answer in the workbook's convention."""
+    qf, af = fields
+    if isinstance(obj, dict) and fields != ("question", "answer"):
+        mapped = {k: v for k, v in obj.items() if k not in (qf, af, "question", "answer")}
+        mapped.update({new: obj[old] for new, old in (("question", qf), ("answer", af)) if old in obj})
+        obj = mapped
+    problems, row = _check_row(obj, {"question": qf, "answer": af})
+    if problems or style == "qa":
+        return problems, row
+    from helpers.answers import format_final_answer
+
+    try:
+        if style == "gsm8k":
+            text, value = gsm8k_solution(row["answer"], keep_calculator)
+        else:
+            text, value = math_solution(row["answer"], row.get("final_answer"))
+    except ValueError as exc:
+        return [str(exc)], None
+    return [], {**row, "answer": text, "final_answer": format_final_answer(value)}
+
+
+def _parse_csv(path: Path, data: bytes, offset: int, fields: tuple[str, str]) -> tuple[list[tuple[int, Any, str]], list[BadRow]]:
+    """CSV rows as dicts by header; row N is the N-th record after the header. Empty optional cells are absent."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DataError(f"{path}: invalid UTF-8 at byte {exc.start + offset} (line {line}): {exc.reason}") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    parsed, bad = [], []
+    try:
+        header = [h.strip() for h in next(reader)]
+        missing = [f for f in fields if f not in header]
+        if missing:
+            raise DataError(f"{path}: no column {', '.join(map(repr, missing))} in the header ({', '.join(header)}); "
+                            "name the columns question,answer or give the question and answer fields")
+        if len(set(header)) != len(header):
+            raise DataError(f"{path}: the header names a column twice ({', '.join(header)})")
+        for number, record in enumerate(reader, 1):
+            if not any(cell.strip() for cell in record):
+                continue
+            obj = {h: v for h, v in zip(header, record) if v != "" or h in fields}
+            if len(record) != len(header):
+                bad.append(BadRow(number, f"wrong number of fields: {len(record)}, the header has {len(header)}",
+                                  _row_preview(record), str(path)))
+                continue
+            parsed.append((number, obj, ""))
+    except csv.Error as exc:
+        raise DataError(f"{path}: malformed CSV at line {reader.line_num}: {exc}") from None
+    return parsed, bad
+
+
+def _is_saved_dataset(folder: Path) -> bool:
+    """Whether a folder was written by ``Dataset.save_to_disk`` or ``DatasetDict.save_to_disk``."""
+    return (folder / "dataset_dict.json").is_file() or (
+        (folder / "state.json").is_file() and (folder / "dataset_info.json").is_file())
+
+
+def _dataset_rows(dataset: Any, name: str, split: str | None) -> list[tuple[int, Any, str]]:
+    """Rows of a ``Dataset`` (or one split of a ``DatasetDict``), numbered from 1."""
+    if hasattr(dataset, "keys") and not hasattr(dataset, "features"):  # a DatasetDict
+        splits = list(dataset.keys())
+        chosen = split or ("train" if "train" in splits or len(splits) != 1 else splits[0])
+        if chosen not in splits:
+            raise DataError(f"{name}: no split {chosen!r}; its splits: {', '.join(splits)}")
+        dataset = dataset[chosen]
+    return [(i, obj, "") for i, obj in enumerate(dataset.to_list(), 1)]
+
+
+def _saved_dataset_rows(folder: Path, split: str | None) -> list[tuple[int, Any, str]]:
+    from datasets import load_from_disk
+
+    try:
+        dataset = load_from_disk(str(folder))
+    except Exception as exc:  # noqa: BLE001 - any failure to read the folder is a data error
+        raise DataError(f"{folder}: cannot read the saved dataset ({type(exc).__name__}: {exc})") from None
+    return _dataset_rows(dataset, str(folder), split)
+
+
+def load_hf_dataset(name: str, split: str = "train", config: str | None = None, on_bad_rows: str = "drop",
+                    style: str = "qa", question_field: str | None = None, answer_field: str | None = None,
+                    keep_calculator: bool = False) -> LoadResult:
+    """Rows of a Hugging Face ``datasets`` dataset, checked like ``load_qa_file``.
+
+    ``name`` is a folder written by ``save_to_disk`` (read here, no hub
+    needed) or a hub id such as ``openai/gsm8k`` (with ``config="main"``), read
+    with ``datasets.load_dataset`` for users who have the hub. The fields are
+    mapped and the answers converted as in ``load_qa_file``; rows are numbered
+    from 1 within the split. Used in 01_data_prep and by ``python -m helpers data --hub``.
+    """
+    _check_on_bad_rows(on_bad_rows)
+    fields = _fields(style, question_field, answer_field)
+    folder = Path(name).expanduser()
+    if folder.exists():
+        return load_qa_file(folder, on_bad_rows, style, *fields, keep_calculator, split)
+    if not isinstance(name, str) or not name.strip() or name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise DataError(f"{name}: no such folder, and not a hub id like 'openai/gsm8k'")
+    from datasets import load_dataset
+
+    try:
+        dataset = load_dataset(name, config or None, split=split)
+    except Exception as exc:  # noqa: BLE001 - offline, unknown id, unknown split: all reported the same way
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise DataError(
+            f"{name}: could not load it from the Hugging Face hub ({type(exc).__name__}: {_preview(reason)}). "
+            "Where the hub is reachable, save it once with load_dataset(...).save_to_disk(folder) and pass the folder."
+        ) from None
+    return _checked_rows(name, _dataset_rows(dataset, name, split), [], "row", on_bad_rows, style, fields,
+                         keep_calculator)
 
 
 # --------------------------------------------------------------------------- cleaning
