@@ -1560,7 +1560,7 @@ def _dice_favourable(good: list, n_all: int, event: str, value, k: int, sides: i
     """How many outcomes the event has, shown the short way."""
     n_good = len(good)
     if k == 1:
-        return f"Of the {sides} faces, {', '.join(str(o[0]) for o in good) or 'none'} qualify: {n_good} of {sides}."
+        return f"The faces that qualify are {', '.join(str(o[0]) for o in good) or 'none'}: {n_good} of {sides}."
     if event.startswith("sum_") and n_good > 6:
         sums = Counter(sum(o) for o in good)
         ways = " + ".join(str(sums[s]) for s in sorted(sums))
@@ -1706,7 +1706,7 @@ def _coins(rng: random.Random, difficulty: str) -> dict:
                                 quantity="probability", **params)
     if event in ("exactly", "exactly_tails"):
         count = math.comb(n, k)
-        face = "heads" if event == "exactly" else "tails"
+        face = ("head" if event == "exactly" else "tail") + ("" if k == 1 else "s")
         why = f"Exactly {k} {face} in any order: choose which {k} of the {n} flips, C({n}, {k}) = {count}."
     elif event in ("at_least", "at_most", "more_heads"):
         ks = {"at_least": range(k, n + 1) if k else None, "at_most": range(0, (k or 0) + 1),
@@ -1779,6 +1779,9 @@ _CARD_EVENTS = {
     "queen_of_spades": (lambda c: c == ("Q", "spades"), "the queen of spades", "Exactly 1 card is the queen of spades."),
 }
 _DECK = [(r, s) for s in _SUITS for r in _RANKS]
+_CARD_PLURALS = {"heart": "hearts", "red": "red cards", "king": "kings", "ace": "aces", "face": "face cards",
+                 "red_face": "red face cards", "black_ace": "black aces", "number": "number cards (2 through 10)",
+                 "not_spade": "cards that are not spades", "heart_or_king": "cards that are a heart or a king"}
 
 # two-card events: name -> (test on (first, second), clause)
 _TWO_CARD_EVENTS = {
@@ -1831,7 +1834,8 @@ def _cards(rng: random.Random, difficulty: str) -> dict:
                       "probability", ordered=False)
         if kind == "count_cards":
             lines = [why + f" It asks how many cards, so the answer is the count {count}."]
-            return _ask_count(rng, f"{name} sorts through {deck}", f"cards that are {noun}", lines, count, **params)
+            plural = _CARD_PLURALS.get(event, f"cards that are {noun}")
+            return _ask_count(rng, f"{name} sorts through {deck}", plural, lines, count, **params)
         s = rng.choice((f"a card is drawn at random from {deck}", f"{name} picks one card from {deck}",
                         f"one card is dealt from {deck}"))
         lines = [why + " Each of the 52 cards is equally likely: " + _prob_line(count, 52)]
@@ -1869,7 +1873,7 @@ def _cards(rng: random.Random, difficulty: str) -> dict:
     how = rng.choice(("with replacement (the first card is put back and the deck reshuffled)",
                       "putting the first card back before the second draw")) if replacement else \
         rng.choice(("without replacement", "one after the other, keeping the first card out"))
-    s = rng.choice((f"two cards are drawn from {deck} {how}", f"{name} draws two cards {how} from {deck}",
+    s = rng.choice((f"two cards are drawn from {deck} {how}", f"{name} draws two cards from {deck}, {how}",
                     f"two cards are taken from {deck}, {how}"))
     second = 52 if replacement else 51
     m = 0 if replacement else 1
@@ -2276,13 +2280,13 @@ def _conditional_bayes(rng: random.Random, difficulty: str) -> dict:
                            long=True, **params)
         if by_col:
             given_total = counts[0][j] + counts[1][j]
-            lines = [f"The condition keeps only the {col_info[j][0]} column: {counts[0][j]} + {counts[1][j]} = "
-                     f"{given_total}, and {counts[i][j]} of them are {row_info[i][0]}. "
+            lines = [f"The condition keeps only the \"{col_info[j][0]}\" column: {counts[0][j]} + {counts[1][j]} = "
+                     f"{given_total}, and {counts[i][j]} of them are in the \"{row_info[i][0]}\" row. "
                      + _prob_line(counts[i][j], given_total)]
             g, c = col_c, row_c
         else:
             given_total = counts[i][0] + counts[i][1]
-            lines = [f"The condition keeps only the {row_info[i][0]} row: {counts[i][0]} + {counts[i][1]} = "
+            lines = [f"The condition keeps only the \"{row_info[i][0]}\" row: {counts[i][0]} + {counts[i][1]} = "
                      f"{given_total}, and {counts[i][j]} of them {col_info[j][0]}. "
                      + _prob_line(counts[i][j], given_total)]
             g, c = row_c, col_c
