@@ -23,24 +23,34 @@ from helpers.config import DeviceInfo, detect_device, resolve
 from helpers.models import REPO_ROOT
 from helpers.runs import output_root, package_versions, write_json_atomic
 
-# The seed's hardware table, as (upper bound in GB of GPU memory, preset, reason).
+# The seed's hardware table, once: (hardware, GPU memory in GB it stays below, preset, why). The notebook shows it
+# as it is, and recommend_preset picks the first row that fits the device (None: the CPU row).
 PRESET_TABLE = [
-    ("CPU only", "fast_test / default", "fast_test to see every step run; default to train for real (minutes)"),
-    ("GPU < 16 GB", "low_memory", "4-bit weights (QLoRA), small batches, gradient checkpointing"),
-    ("GPU 16-24 GB", "default", "bf16 LoRA with moderate batches"),
-    ("GPU > 24 GB", "full_training", "bf16, larger rank, batches and lengths"),
+    ("CPU only", None, "default",
+     "CPU: `default` trains the embedded model in minutes; `fast_test` only checks the pipeline"),
+    ("GPU < 16 GB", 16, "low_memory", "4-bit weights (QLoRA) keep a 7B model within memory, small batches"),
+    ("GPU 16-24 GB", 25, "default", "bf16 LoRA with moderate batches"),
+    ("GPU > 24 GB", float("inf"), "full_training", "bf16, room for larger batches, rank and lengths"),
 ]
 
 
 def recommend_preset(device: DeviceInfo) -> tuple[str, str]:
-    """The seed's table: CPU -> default (fast_test to try), <16 GB -> low_memory, 16-24 -> default, >24 -> full."""
-    if device.kind != "cuda":
-        return "default", "CPU: `default` trains the embedded model in minutes; `fast_test` only checks the pipeline."
-    if device.memory_gb < 16:
-        return "low_memory", f"{device.memory_gb} GB GPU: 4-bit weights keep a 7B model within memory."
-    if device.memory_gb <= 24:
-        return "default", f"{device.memory_gb} GB GPU: bf16 LoRA fits with moderate batches."
-    return "full_training", f"{device.memory_gb} GB GPU: room for larger batches, rank and lengths."
+    """The preset of ``PRESET_TABLE``'s row for this device, and why (CPU: default; GPU by its memory).
+
+    >>> recommend_preset(DeviceInfo(kind="cuda", memory_gb=15.0))[0]
+    'low_memory'
+    """
+    for hardware, limit, preset, why in PRESET_TABLE:
+        if device.kind != "cuda" and limit is None:
+            return preset, why
+        if device.kind == "cuda" and limit is not None and device.memory_gb < limit:
+            return preset, f"{device.memory_gb} GB GPU: {why}"
+    raise AssertionError("PRESET_TABLE has a row for every device")
+
+
+def preset_table() -> list[dict]:
+    """``PRESET_TABLE`` as rows for ``ui.table``. Used in 00_setup_check."""
+    return [{"hardware": h, "preset": p, "why": w} for h, _, p, w in PRESET_TABLE]
 
 
 def system_report(device: DeviceInfo | None = None) -> dict:
@@ -66,14 +76,18 @@ def system_report(device: DeviceInfo | None = None) -> dict:
 
 
 def bitsandbytes_status(device: DeviceInfo) -> dict:
-    """Whether 4-bit loading can help here: it runs a 4-bit layer on CUDA; on CPU it says why not."""
-    try:
-        import bitsandbytes  # noqa: F401
-    except Exception as err:  # noqa: BLE001
-        return {"works": False, "detail": f"bitsandbytes does not import: {err}"}
+    """Whether 4-bit loading can help here: on CUDA it runs a 4-bit layer; on CPU it does not import bitsandbytes.
+
+    bitsandbytes is the ``cuda`` extra (``pip install -e '.[cuda]'``): 4-bit weights only save GPU memory.
+    """
+    import importlib.util
+
+    installed = importlib.util.find_spec("bitsandbytes") is not None
     if device.kind != "cuda":
-        return {"works": False, "detail": "bitsandbytes imports, but 4-bit weights only save GPU memory; "
-                                          "on CPU the presets use float32 instead."}
+        return {"works": False, "detail": "not needed on CPU: 4-bit weights only save GPU memory, so the presets "
+                                          "use float32 here" + ("" if installed else " (bitsandbytes is not installed)")}
+    if not installed:
+        return {"works": False, "detail": "bitsandbytes is not installed: pip install -e '.[cuda]'"}
     try:
         import torch
         from bitsandbytes.nn import Linear4bit
@@ -143,7 +157,10 @@ def tiny_grpo_step(model_name: str = "embedded") -> dict:
 
 
 def run_setup_check(out_dir: str | Path | None = None, train_steps: bool = True) -> dict:
-    """Every check in order; writes ``setup_check.json`` and returns the same dict."""
+    """Every check in order; writes ``setup_check.json`` (chosen preset: the recommended one) and returns it.
+
+    Used by 00_setup_check and ``python -m helpers check``.
+    """
     device = detect_device()
     report = {"system": system_report(device), "bitsandbytes": bitsandbytes_status(device)}
     report["embedded_model"] = embedded_model_check()
@@ -153,7 +170,12 @@ def run_setup_check(out_dir: str | Path | None = None, train_steps: bool = True)
     preset, why = recommend_preset(device)
     report["recommended_preset"] = {"preset": preset, "reason": why}
     report["ok"] = all(report.get(k, {}).get("status", "completed") == "completed" for k in ("sft_step", "grpo_step"))
+    return save_setup_check(report, preset, out_dir)
+
+
+def save_setup_check(report: dict, chosen_preset: str, out_dir: str | Path | None = None) -> dict:
+    """Write the report with the preset the user chose as ``output/setup_check/setup_check.json``; return it."""
+    report = {**report, "chosen_preset": chosen_preset}
     out = Path(out_dir) if out_dir else output_root() / "setup_check"
-    out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "setup_check.json", report)
     return report

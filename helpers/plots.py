@@ -1,8 +1,9 @@
 """The plots a person wants to see: loss and reward curves, accuracy bars.
 
 Why this module exists: notebooks show figures, helpers draw them. Every
-function returns a matplotlib ``Figure`` (the notebook shows it and saves it as
-PNG next to the run). ``LivePlot`` redraws one figure in place while training
+function returns a matplotlib ``Figure`` that pyplot no longer holds (the notebook
+shows it once and saves it as PNG next to the run; a figure left open in pyplot
+would be drawn a second time at the end of the cell). ``LivePlot`` redraws one figure in place while training
 runs, in JupyterLab and under papermill alike (the last frame is kept in the
 executed notebook).
 
@@ -12,6 +13,14 @@ Used in 02_sft_train, 03_sft_eval, 04_grpo_train and 05_compare.
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+
+
+def subplots(*args, **kwargs):
+    """``plt.subplots`` for a figure that is returned, not shown: closed in pyplot at once, so the inline
+    backend does not draw it again at the end of the cell (it can still be drawn on, saved and displayed)."""
+    fig, axes = plt.subplots(*args, **kwargs)
+    plt.close(fig)
+    return fig, axes
 
 
 def _series(rows: list[dict], key: str) -> tuple[list[float], list[float]]:
@@ -34,7 +43,7 @@ def smooth(values: list[float], window: int = 5) -> list[float]:
 
 def plot_sft_losses(rows: list[dict], title: str = "SFT loss"):
     """Training loss (raw and smoothed) and validation loss against the step."""
-    fig, ax = plt.subplots(figsize=(7, 3.6))
+    fig, ax = subplots(figsize=(7, 3.6))
     xs, ys = _series(rows, "loss")
     if xs:
         ax.plot(xs, ys, color="tab:blue", alpha=0.3, label="train (per log step)")
@@ -54,7 +63,7 @@ def plot_sft_losses(rows: list[dict], title: str = "SFT loss"):
 
 def plot_grpo_curves(rows: list[dict], title: str = "GRPO"):
     """Reward (mean with its spread), KL, loss and completion length against the step."""
-    fig, axes = plt.subplots(2, 2, figsize=(10, 6))
+    fig, axes = subplots(2, 2, figsize=(10, 6))
     (ax_r, ax_kl), (ax_loss, ax_len) = axes
     xs, ys = _series(rows, "reward")
     if xs:
@@ -105,7 +114,7 @@ def plot_accuracy_bars(table: dict[str, dict[str, float]], title: str = "accurac
     models = list(table)
     groups = sorted({g for scores in table.values() for g in scores})
     width = 0.8 / max(1, len(models))
-    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(groups) * max(1, len(models)) / 1.5), 3.8))
+    fig, ax = subplots(figsize=(max(6, 0.6 * len(groups) * max(1, len(models)) / 1.5), 3.8))
     for i, model in enumerate(models):
         xs = [j + i * width for j in range(len(groups))]
         ax.bar(xs, [table[model].get(g, 0.0) for g in groups], width=width, label=model)
@@ -149,7 +158,7 @@ class LivePlot:
 
 def plot_token_lengths(prompt_tokens: list[int], total_tokens: list[int], max_length: int):
     """Histograms of prompt and prompt+solution token counts, with the max_length cut-off marked."""
-    fig, ax = plt.subplots(figsize=(7, 3.4))
+    fig, ax = subplots(figsize=(7, 3.4))
     bins = range(0, max(max(total_tokens, default=0), max_length) + 16, 8)
     ax.hist(prompt_tokens, bins=bins, alpha=0.6, label="prompt (chat template + question)")
     ax.hist(total_tokens, bins=bins, alpha=0.6, label="prompt + worked solution")
@@ -165,7 +174,7 @@ def plot_token_lengths(prompt_tokens: list[int], total_tokens: list[int], max_le
 def plot_counts(counts: dict[str, int], title: str = "rows per family / topic"):
     """Horizontal bars of how many rows each family or topic has."""
     items = sorted(counts.items(), key=lambda kv: kv[1])
-    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.22 * len(items))))
+    fig, ax = subplots(figsize=(7, max(2.5, 0.22 * len(items))))
     ax.barh([k for k, _ in items], [v for _, v in items], color="tab:blue")
     ax.set_xlabel("rows")
     ax.set_title(title)
