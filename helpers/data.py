@@ -127,7 +127,8 @@ class LoadResult:
         return {"file": self.path, "rows": len(self.rows), "bad_rows": len(self.bad_rows)}
 
     def reasons(self) -> dict:
-        """Bad rows counted by kind of reason (``missing field``, ``no final answer``...), most frequent first."""
+        """The bad rows' reasons counted by kind (``missing field``, ``no final answer``...), most frequent
+        first; a row with two problems counts under both. Used by ``python -m helpers data`` and 01_data_prep."""
         kinds = Counter()
         for b in self.bad_rows:
             for problem in b.reason.split("; "):
@@ -542,7 +543,8 @@ def math_solution(solution: str, final_answer: Any = None) -> tuple[str, Fractio
     if value is None:
         raise ValueError(f"final answer is not a number: {_preview(written)!r}")
     if given is not None and boxed is not None and parse_exact_number(boxed) != value:
-        raise ValueError(f"final_answer {format_final_answer(value)} disagrees with \\boxed{{{_preview(boxed)}}}")
+        raise ValueError(f"final answers disagree: final_answer {format_final_answer(value)}, "
+                         f"\\boxed{{{_preview(boxed)}}}")
     text, last = [], 0
     for start, end, content in spans:
         text += [solution[last:start], content]

@@ -98,7 +98,7 @@ def test_math_boxed_and_final_answer_column(tmp_path):
     assert reasons == {
         3: "final answer is not a number: '\\\\sqrt{2}'",
         4: "no final answer: no \\boxed{...} in the solution and no final_answer field",
-        6: "final_answer 3 disagrees with \\boxed{4}",
+        6: "final answers disagree: final_answer 3, \\boxed{4}",
         8: "missing field: problem; missing field: solution",
     }
 
