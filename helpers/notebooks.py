@@ -66,6 +66,24 @@ def run_notebook(path: str | Path, parameters: dict | None = None, out_dir: str 
     return target
 
 
+def output_problems(path: str | Path) -> list[str]:
+    """What a learner would find noisy in an executed notebook: stderr output (tqdm progress bars aside) and
+    any PNG shown twice. One line per problem, naming the cell. Used by tests/test_executed_notebooks.py."""
+    nb = json.loads(Path(path).read_text())
+    problems, seen = [], {}
+    for index, cell in enumerate(nb.get("cells", [])):
+        for out in cell.get("outputs", []):
+            text = "".join(out.get("text", "")) if out.get("name") == "stderr" else ""
+            noisy = [line for line in text.splitlines() if line.strip() and "%|" not in line]
+            if noisy:
+                problems.append(f"cell {index}: stderr: {noisy[0][:200]}")
+            png = out.get("data", {}).get("image/png")
+            if png is not None and png in seen:
+                problems.append(f"cell {index}: the figure of cell {seen[png]} is shown again")
+            seen.setdefault(png, index)
+    return problems
+
+
 def run_all(preset: str = "fast_test", only: list[str] | None = None, extra: dict | None = None,
             out_dir: str | Path | None = None) -> list[dict]:
     """Run every numbered notebook in order with ``PRESET=preset`` (where declared); stop at a failure."""

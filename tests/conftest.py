@@ -17,6 +17,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """tests/test_executed_notebooks.py reads what tests/test_notebooks.py executed, so it runs last."""
+    items.sort(key=lambda item: item.path.name == "test_executed_notebooks.py")
+
+
 def build_tiny_model(folder: Path, seed: int = 0) -> Path:
     """Save a 2-layer Llama with the SmolLM2 tokenizer to ``folder`` (safetensors)."""
     import torch
