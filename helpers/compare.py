@@ -14,7 +14,8 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from helpers.evaluate import EvalReport, GenerationSettings, accuracy_interval, evaluate_model
+from helpers.evaluate import (EvalReport, GenerationSettings, accuracy_interval, evaluate_model, evaluate_sets,
+                              model_fingerprint, paired_comparison, retention)
 from helpers.runs import find_runs, read_run, read_training_log, repo_path
 
 
@@ -46,19 +47,73 @@ def base_model_name(*runs: Path | None) -> str:
     return names.pop() if names else "embedded"
 
 
-def evaluate_all(models: dict[str, Path | None], records: list[dict], settings: GenerationSettings,
-                 base_name: str = "embedded") -> list[EvalReport]:
-    """Evaluate each model (base, or base + adapter loaded the seed's way) on the same records."""
+def evaluate_all(models: dict[str, Path | None], sets: dict[str, list[dict]], settings: GenerationSettings,
+                 base_name: str = "embedded", retention_records: list[dict] | None = None) -> dict:
+    """Evaluate each model (base, or base + adapter loaded the seed's way) on every set, the same way.
+
+    Returns ``{"reports": {set: [one EvalReport per model]}, "retention": [...]}``;
+    retention (when records are given) is graded for every model but the base,
+    whose right answers define the set. Completions are cached by the weights'
+    fingerprint, so a model graded by 03 is not generated again in 05.
+    Used in 03_sft_eval, 05_compare and ``python -m helpers evaluate``.
+    """
     from helpers.models import load_adapter, load_base_model, load_tokenizer
 
-    reports = []
+    reports: dict[str, list[EvalReport]] = {name: [] for name in sets}
+    kept = []
     for name, adapter in models.items():
         base = load_base_model(base_name)
         model = load_adapter(base, adapter) if adapter else base
         tokenizer = load_tokenizer(str(adapter) if adapter else base_name)
-        reports.append(evaluate_model(model, tokenizer, records, name, settings))
+        fingerprint = model_fingerprint(base_name, adapter)
+        for set_name, rep in evaluate_sets(model, tokenizer, sets, name, settings, fingerprint).items():
+            reports[set_name].append(rep)
+        if retention_records and adapter:
+            kept.append(retention(evaluate_model(model, tokenizer, retention_records, name, settings,
+                                                 fingerprint=fingerprint)))
         del model, base
-    return reports
+    return {"reports": reports, "retention": kept}
+
+
+def evaluate_runs(runs: list[Path], preset: str = "default", eval_data: str | Path = "data/training_data/sft_val.json",
+                  seed: int = 0, **plan_overrides) -> dict:
+    """The whole evaluation of 03/05 in one call: base and each run's final_model on both sets, retention,
+    paired statistics against the base, the scorecard and its headline. Used by ``python -m helpers evaluate``.
+    """
+    from helpers.evaluate import (evaluation_plan, evaluation_sets, headline, load_retention_set, scorecard)
+
+    plan = evaluation_plan(preset, **plan_overrides)
+    base_name = base_model_name(*runs)
+    models: dict[str, Path | None] = {"base": None}
+    for run in runs:
+        adapter = run / "final_model"
+        if not (adapter / "adapter_config.json").is_file():
+            raise FileNotFoundError(f"run: {run} has no final_model/adapter_config.json (did the run complete?)")
+        models[run.name] = adapter
+    sets = evaluation_sets(repo_path(eval_data), plan, seed)
+    kept = load_retention_set(base_name, plan["n_retention"])
+    gen = GenerationSettings(max_new_tokens=plan["max_new_tokens"], batch_size=plan["batch_size"])
+    result = evaluate_all(models, sets, gen, base_name, kept)
+    card = scorecard(result["reports"], result["retention"])
+    paired = paired_against(result["reports"], [("base", name) for name in list(models)[1:]])
+    lines = [headline(card, "base", name, paired[f"{name} vs base"].get("transfer")) for name in list(models)[1:]]
+    return {**result, "scorecard": card, "paired": paired, "headlines": lines, "plan": plan,
+            "eval_data": str(eval_data), "eval_seed": seed}
+
+
+def paired_against(reports: dict[str, list[EvalReport]], pairs: list[tuple[str, str]] | None = None) -> dict:
+    """Paired statistics for each ``(before, after)`` pair of models on every set (default: each model against
+    the one listed before it, e.g. sft vs base, grpo vs sft): ``{"sft vs base": {"transfer": {...}, ...}}``."""
+    names = [r.name for r in next(iter(reports.values()))]
+    pairs = pairs if pairs is not None else list(zip(names, names[1:]))
+    out = {}
+    for before, after in pairs:
+        for set_name, reps in reports.items():
+            by_name = {r.name: r for r in reps}
+            if before in by_name and after in by_name:
+                out.setdefault(f"{after} vs {before}", {})[set_name] = paired_comparison(by_name[before],
+                                                                                         by_name[after])
+    return out
 
 
 def reward_means(report: EvalReport, records: list[dict], weights: dict[str, float], max_new_tokens: int) -> dict:
@@ -74,27 +129,6 @@ def reward_means(report: EvalReport, records: list[dict], weights: dict[str, flo
         values = [v for v in fn(completions, completion_ids=ids, **cols) if v is not None]
         out[fn.__name__] = round(statistics.mean(values), 4) if values else None
     return out
-
-
-SCORECARD_KEYS = ("accuracy_strict", "accuracy_lenient", "format_rate", "truncation_rate", "mean_answer_tokens",
-                  "token_f1", "embedding_cosine")
-
-
-def scorecard(reports: list[EvalReport], rewards_by_model: dict[str, dict] | None = None) -> list[dict]:
-    """One row per model: accuracies with a 95% interval, format, truncation, length, similarity, rewards."""
-    rows = []
-    for rep in reports:
-        numeric = [r for r in rep.rows if r["kind"] == "numeric"]
-        correct = sum(r["correct_strict"] for r in numeric)
-        row = {"model": rep.name, **{k: rep.summary.get(k) for k in SCORECARD_KEYS},
-               "strict_95": accuracy_interval(correct, len(numeric))}
-        for key in rep.summary:
-            if key.startswith(("pass@", "maj@")):
-                row[key] = rep.summary[key]
-        for name, value in (rewards_by_model or {}).get(rep.name, {}).items():
-            row[f"reward_{name}"] = value
-        rows.append(row)
-    return rows
 
 
 def _accuracy_by_group(rep: EvalReport) -> dict[str, tuple[int, int]]:
@@ -144,6 +178,22 @@ def describe_changes(reports: list[EvalReport], min_gap: float = 0.1) -> list[st
     return lines
 
 
+def training_notes(sft_run: Path | None, grpo_run: Path | None, min_steps: int = 20) -> list[str]:
+    """Plain words on runs too short to change a model, so an unchanged score is not read as a finding."""
+    notes = []
+    for stage, run in (("SFT", sft_run), ("GRPO", grpo_run)):
+        if run is None:
+            notes.append(f"No completed {stage} run was found: its row is missing.")
+            continue
+        record = read_run(run)
+        steps = record.get("global_step") or 0
+        if steps < min_steps:
+            notes.append(f"{stage} run {run.name} trained {steps} steps (preset {record.get('preset')}): too few to "
+                         f"change the model much, so its row differs from the one before it by little or nothing. "
+                         f"The measured `default` runs are in the README.")
+    return notes
+
+
 def plot_training_side_by_side(sft_run: Path | None, grpo_run: Path | None):
     """SFT loss and GRPO reward curves next to each other."""
     import matplotlib.pyplot as plt
@@ -175,3 +225,32 @@ def plot_training_side_by_side(sft_run: Path | None, grpo_run: Path | None):
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def build_retention_file(model_name: str = "embedded", max_new_tokens: int = 256) -> dict:
+    """Grade the base model on the retention candidates and store the ones it answers right.
+
+    The file records which model and decoding built it; ``evaluate.load_retention_set``
+    refuses it for another base model. Used by ``python -m helpers retention``.
+    """
+    import datetime as dt
+
+    from helpers.evaluate import RETENTION_FILE, build_retention_set, retention_candidates, retention_family
+    from helpers.models import load_base_model, load_tokenizer
+    from helpers.runs import write_json_atomic
+
+    candidates = retention_candidates()
+    gen = GenerationSettings(max_new_tokens=max_new_tokens, batch_size=16)
+    model, tokenizer = load_base_model(model_name), load_tokenizer(model_name)
+    report = evaluate_model(model, tokenizer, candidates, "base", gen, fingerprint=model_fingerprint(model_name))
+    records = build_retention_set(report, candidates)
+    by_family: dict[str, list[int]] = {}
+    for rec in candidates:
+        by_family.setdefault(retention_family(rec), [0, 0])[1] += 1
+    for rec in records:
+        by_family[rec["family"]][0] += 1
+    summary = {"model": model_name, "built": dt.date.today().isoformat(), "generation": gen.__dict__,
+               "candidates": len(candidates), "kept": len(records),
+               "by_family": {f: {"right": c, "of": n} for f, (c, n) in sorted(by_family.items())}}
+    write_json_atomic(RETENTION_FILE, {**summary, "records": records})
+    return summary

@@ -257,13 +257,15 @@ def summarize_rows(rows: list[dict]) -> dict:
 
 def evaluate_model(model, tokenizer, records: list[dict], name: str = "model",
                    settings: GenerationSettings = GenerationSettings(), use_embeddings: bool = True,
-                   progress: bool = True) -> EvalReport:
+                   progress: bool = True, fingerprint: str | None = None) -> EvalReport:
     """Generate for every record, score each completion, and summarize.
 
     With ``num_samples > 1`` (sampling), also reports pass@k and majority-vote@k
-    on the numeric problems.
+    on the numeric problems. With ``fingerprint`` (``model_fingerprint``), the
+    completions are cached (``cached_generate``).
     """
-    generations = generate(model, tokenizer, [r["question"] for r in records], settings, progress=progress)
+    generations = cached_generate(model, tokenizer, [r["question"] for r in records], settings, fingerprint,
+                                  progress=progress)
     rows = []
     for record, samples in zip(records, generations):
         first = samples[0]
@@ -326,12 +328,22 @@ def side_by_side(reports: list[EvalReport], n: int = 8) -> list[dict]:
     return out
 
 
-def write_metrics(path: str | Path, reports: list[EvalReport], extra: dict | None = None) -> dict:
-    """``metrics.json``: each model's summary (and its rows), read by 05_compare."""
+def write_metrics(path: str | Path, reports: dict[str, list[EvalReport]] | list[EvalReport],
+                  extra: dict | None = None) -> dict:
+    """``metrics.json``: per set, each model's summary and rows; plus ``extra`` (scorecard, retention, paired).
+
+    ``reports`` maps a set name to one report per model (a plain list is the
+    in-distribution set alone). ``models`` keeps the in-distribution summaries
+    at the top level, where older readers look.
+    """
     from helpers.runs import write_json_atomic
 
-    data = {"models": {r.name: r.summary for r in reports},
-            "rows": {r.name: r.rows for r in reports}}
+    if isinstance(reports, list):
+        reports = {"in_distribution": reports}
+    data = {"sets": {name: {"models": {r.name: r.summary for r in reps}, "rows": {r.name: r.rows for r in reps}}
+                     for name, reps in reports.items()}}
+    first = reports.get("in_distribution") or next(iter(reports.values()))
+    data["models"] = {r.name: r.summary for r in first}
     data.update(extra or {})
     write_json_atomic(path, data)
     return data
@@ -349,13 +361,27 @@ def load_eval_records(path: str | Path, limit: int = 0, seed: int = 0, numeric_o
     return rows
 
 
-# How much each preset evaluates: held-out numeric problems, concept questions, and the token budget.
+# How much each preset evaluates: held-out numeric problems and concept questions (in distribution), transfer
+# questions (helpers.transfer; 0 = all of them), retention questions (0 = all), and the token budget.
 EVAL_PRESETS = {
-    "fast_test": dict(n_numeric=12, n_concept=4, max_new_tokens=96, batch_size=16),
-    "default": dict(n_numeric=150, n_concept=30, max_new_tokens=256, batch_size=16),
-    "low_memory": dict(n_numeric=150, n_concept=30, max_new_tokens=256, batch_size=8),
-    "full_training": dict(n_numeric=400, n_concept=60, max_new_tokens=384, batch_size=32),
+    "fast_test": dict(n_numeric=12, n_concept=4, n_transfer=24, n_retention=12, max_new_tokens=96, batch_size=16),
+    "default": dict(n_numeric=150, n_concept=30, n_transfer=0, n_retention=0, max_new_tokens=256, batch_size=16),
+    "low_memory": dict(n_numeric=150, n_concept=30, n_transfer=0, n_retention=0, max_new_tokens=256, batch_size=8),
+    "full_training": dict(n_numeric=400, n_concept=60, n_transfer=0, n_retention=0, max_new_tokens=384,
+                          batch_size=32),
 }
+
+
+def evaluation_plan(preset: str, **overrides) -> dict:
+    """A row of ``EVAL_PRESETS`` with the overrides that are not None (notebook parameters left at None keep the preset)."""
+    if preset not in EVAL_PRESETS:
+        raise ValueError(f"PRESET: unknown preset {preset!r}; valid: {', '.join(EVAL_PRESETS)}")
+    plan = dict(EVAL_PRESETS[preset])
+    unknown = set(overrides) - set(plan)
+    if unknown:
+        raise ValueError(f"unknown evaluation setting(s) {', '.join(sorted(unknown))}; valid: {', '.join(plan)}")
+    plan.update({k: v for k, v in overrides.items() if v is not None})
+    return plan
 
 
 def eval_records(path: str | Path, n_numeric: int, n_concept: int, seed: int = 0) -> list[dict]:
@@ -368,3 +394,288 @@ def eval_records(path: str | Path, n_numeric: int, n_concept: int, seed: int = 0
     rng = random.Random(seed)
     pick = lambda xs, n: rng.sample(xs, n) if n < len(xs) else list(xs)  # noqa: E731
     return pick(numeric, n_numeric) + pick(concept, n_concept)
+
+
+# ---------------------------------------------------------------- the two sets every evaluation reports
+#: The evaluation sets, in the order every table shows them. ``transfer``: helpers.transfer's questions,
+#: written apart from the training generator and never trained on -- how a model does on questions a user
+#: words in their own way, the headline figure. ``in_distribution``: held-out problems from the generator's
+#: own templates (what training taught, template recall included).
+EVAL_SETS = ("transfer", "in_distribution")
+
+
+def transfer_records(n: int = 0) -> list[dict]:
+    """``n`` transfer questions, balanced across kinds (0: all of them)."""
+    from helpers.transfer import transfer_set
+
+    return transfer_set(n or None)
+
+
+def evaluation_sets(eval_data: str | Path, plan: dict, seed: int = 0) -> dict[str, list[dict]]:
+    """The records of both sets for an evaluation plan (a row of ``EVAL_PRESETS``), the same for every model.
+
+    Used in 03_sft_eval, 04_grpo_train, 05_compare and ``python -m helpers evaluate``.
+    """
+    return {"transfer": transfer_records(plan.get("n_transfer", 0)),
+            "in_distribution": eval_records(eval_data, plan["n_numeric"], plan["n_concept"], seed)}
+
+
+@functools.lru_cache(maxsize=8)
+def _weights_hash(path: str, mtime: float, size: int) -> str:
+    from helpers.runs import sha256_file
+
+    return sha256_file(path)[:16]
+
+
+def model_fingerprint(model_name: str, adapter: str | Path | None = None) -> str:
+    """A short id of the weights a model is made of, so a cached evaluation is never reused for other weights.
+
+    The adapter is identified by the hash of its weights file, the base by its
+    name (a hub id or folder) plus, for a local folder, the hash of its weights.
+    """
+    from helpers.models import resolve_model_path
+
+    parts = [model_name]
+    folder = Path(resolve_model_path(model_name))
+    for root in ([folder] if folder.is_dir() else []) + ([Path(adapter)] if adapter else []):
+        weights = sorted(root.glob("*.safetensors"))
+        parts += [_weights_hash(str(w), w.stat().st_mtime, w.stat().st_size) for w in weights] or [str(root)]
+    return "-".join(parts).replace("/", "_")[-120:]
+
+
+def _cache_path(fingerprint: str, questions: list[str], settings: GenerationSettings) -> Path:
+    import hashlib
+
+    from helpers.runs import output_root
+
+    key = json.dumps([fingerprint, questions, settings.__dict__], sort_keys=True)
+    return output_root() / ".eval_cache" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+
+
+def cached_generate(model, tokenizer, questions: list[str], settings: GenerationSettings,
+                    fingerprint: str | None = None, progress: bool = True) -> list[list[dict]]:
+    """``generate``, remembered under ``output/.eval_cache`` when the weights are named by ``fingerprint``.
+
+    Greedy decoding of the same weights on the same questions gives the same
+    text, so the base model (slow: it rambles to the token limit) is generated
+    once per machine and 03, 04 and 05 reuse it. Only completions are cached;
+    they are scored again each time, so a changed scorer is always applied.
+    """
+    if fingerprint is None:
+        return generate(model, tokenizer, questions, settings, progress=progress)
+    path = _cache_path(fingerprint, questions, settings)
+    if path.is_file():
+        return json.loads(path.read_text())["generations"]
+    out = generate(model, tokenizer, questions, settings, progress=progress)
+    from helpers.runs import write_json_atomic
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, {"fingerprint": fingerprint, "generations": out})
+    return out
+
+
+def evaluate_sets(model, tokenizer, sets: dict[str, list[dict]], name: str,
+                  settings: GenerationSettings = GenerationSettings(), fingerprint: str | None = None,
+                  progress: bool = True) -> dict[str, EvalReport]:
+    """``evaluate_model`` on each set, one report per set: ``{"transfer": ..., "in_distribution": ...}``."""
+    return {set_name: evaluate_model(model, tokenizer, records, name, settings, progress=progress,
+                                     fingerprint=fingerprint)
+            for set_name, records in sets.items()}
+
+
+# ---------------------------------------------------------------- retention
+#: The stored retention set: questions the embedded base model answers right (``python -m helpers retention``).
+RETENTION_FILE = Path(__file__).resolve().parents[1] / "data" / "retention_set.json"
+#: Below this share of the base model's right answers kept, a family is flagged.
+RETENTION_THRESHOLD = 0.9
+#: A concept answer counts as right when its embedding cosine with the reference reaches this.
+CONCEPT_RIGHT_COSINE = 0.75
+
+
+def answered_right(row: dict) -> bool:
+    """Retention's notion of right: the exact answer anywhere (lenient) for numbers, close meaning for concepts.
+
+    Lenient because the base model never writes the ``Answer:`` line; the same
+    rule grades the trained model, so only knowledge is compared, not format.
+    """
+    if row["kind"] == "numeric":
+        return bool(row.get("correct_lenient"))
+    cosine = row.get("embedding_cosine")
+    return cosine >= CONCEPT_RIGHT_COSINE if cosine is not None else row.get("token_f1", 0.0) >= 0.5
+
+
+def retention_family(record: dict) -> str:
+    """The family a retention question is reported under: its problem family, or ``concept``."""
+    return _group_key(record) if is_numeric_record(record) else "concept"
+
+
+def build_retention_set(report: EvalReport, records: list[dict]) -> list[dict]:
+    """The records whose base-model answer is right, each with that answer kept for reference."""
+    return [{**record, "family": retention_family(record), "base_completion": row["completion"]}
+            for row, record in zip(report.rows, records) if answered_right(row)]
+
+
+def retention_candidates(n_concept: int = 60) -> list[dict]:
+    """What the retention set is built from: transfer-style questions and held-out concept questions.
+
+    The concept questions are those of ``data/concept_qa.json`` that no training file contains
+    (the committed ``sft_val.json``'s concept rows).
+    """
+    from helpers.transfer import retention_candidates as transfer_pool
+
+    val = Path(__file__).resolve().parents[1] / "data" / "training_data" / "sft_val.json"
+    concept = [r for r in json.loads(val.read_text()) if not is_numeric_record(r)][:n_concept]
+    return transfer_pool() + concept
+
+
+def load_retention_set(model_name: str, n: int = 0, path: str | Path = RETENTION_FILE) -> list[dict]:
+    """The stored retention records for ``model_name`` (``n`` of them, spread over families; 0: all).
+
+    Raises ``FileNotFoundError`` (with the command that builds it) when there is
+    no stored set for that base model.
+    """
+    path = Path(path)
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    if data.get("model") != model_name:
+        raise FileNotFoundError(f"no retention set for base model {model_name!r} in {path}; build it with "
+                                f"`python -m helpers retention --model-name {model_name}`")
+    records = data["records"]
+    if n and n < len(records):
+        by_family: dict[str, list[dict]] = defaultdict(list)
+        for r in records:
+            by_family[r["family"]].append(r)
+        families = sorted(by_family)
+        records = [by_family[f][i] for i in range(len(records)) for f in families if i < len(by_family[f])][:n]
+    return records
+
+
+def retention(report: EvalReport, threshold: float = RETENTION_THRESHOLD) -> dict:
+    """The share of the retention set a model still answers right, overall and per family, flagged below threshold."""
+    groups: dict[str, list[bool]] = defaultdict(list)
+    for row in report.rows:
+        groups[row["group"]].append(answered_right(row))
+    by_family = {}
+    for family, hits in sorted(groups.items()):
+        share = sum(hits) / len(hits)
+        by_family[family] = {"n": len(hits), "kept": sum(hits), "share": round(share, 4),
+                             "flagged": share < threshold}
+    total = sum(v["kept"] for v in by_family.values()), sum(v["n"] for v in by_family.values())
+    return {"model": report.name, "n": total[1], "kept": total[0],
+            "share": round(total[0] / total[1], 4) if total[1] else None, "threshold": threshold,
+            "flagged": [f for f, v in by_family.items() if v["flagged"]], "by_family": by_family}
+
+
+def retention_table(results: list[dict]) -> list[dict]:
+    """One row per family, one column per model: ``kept/n`` and a flag where it fell below the threshold."""
+    families = sorted({f for r in results for f in r["by_family"]})
+    rows = []
+    for family in families + ["all"]:
+        row = {"family": family}
+        for r in results:
+            v = r["by_family"].get(family) if family != "all" else \
+                {"kept": r["kept"], "n": r["n"], "share": r["share"] or 0, "flagged": bool(r["flagged"])}
+            if v:
+                row[r["model"]] = f"{v['kept']}/{v['n']} ({v['share']:.0%})" + ("  ⚠ fell" if v["flagged"] else "")
+        rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------- paired statistics
+def mcnemar_p(newly_right: int, newly_wrong: int) -> float:
+    """Exact two-sided McNemar p-value: how likely a split this uneven is if neither model is better.
+
+    >>> mcnemar_p(10, 0) < 0.01, mcnemar_p(5, 5)
+    (True, 1.0)
+    """
+    n = newly_right + newly_wrong
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(newly_right, newly_wrong) + 1)) / 2 ** n
+    return round(min(1.0, 2 * tail), 6)
+
+
+def paired_comparison(before: EvalReport, after: EvalReport, key: str = "correct_strict",
+                      n_boot: int = 2000, seed: int = 0) -> dict:
+    """Two models on the same questions: accuracy change, newly right/wrong, McNemar p and a bootstrap 95% CI.
+
+    Pairing by question removes most of the noise two independent samples would
+    have, so smaller real changes can be told from luck.
+    """
+    import random
+
+    by_q = {r["question"]: r for r in before.rows if r["kind"] == "numeric"}
+    pairs = [(bool(by_q[r["question"]][key]), bool(r[key])) for r in after.rows
+             if r["kind"] == "numeric" and r["question"] in by_q]
+    if not pairs:
+        return {"n": 0}
+    diffs = [b - a for a, b in pairs]
+    rng = random.Random(seed)
+    boots = sorted(sum(rng.choice(diffs) for _ in diffs) / len(diffs) for _ in range(n_boot))
+    right, wrong = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
+    return {"before": before.name, "after": after.name, "n": len(pairs),
+            "accuracy_before": round(sum(a for a, _ in pairs) / len(pairs), 4),
+            "accuracy_after": round(sum(b for _, b in pairs) / len(pairs), 4),
+            "difference": round(sum(diffs) / len(diffs), 4), "newly_right": right, "newly_wrong": wrong,
+            "mcnemar_p": mcnemar_p(right, wrong),
+            "ci95": [round(boots[int(0.025 * n_boot)], 4), round(boots[int(0.975 * n_boot) - 1], 4)]}
+
+
+# ---------------------------------------------------------------- the scorecard every notebook shows
+def scorecard(reports: dict[str, list[EvalReport]], retention_results: list[dict] | None = None,
+              rewards_by_model: dict[str, dict] | None = None) -> list[dict]:
+    """One row per model: transfer and in-distribution strict accuracy with 95% intervals, lenient accuracy,
+    format rate, answer length, retention, and (05) the mean of each reward.
+
+    ``reports`` maps a set name (``EVAL_SETS``) to one report per model, in the same model order.
+    Used in 03_sft_eval, 04_grpo_train and 05_compare.
+    """
+    kept = {r["model"]: r for r in retention_results or []}
+    names = [rep.name for rep in next(iter(reports.values()))]
+    rows = []
+    for i, name in enumerate(names):
+        row = {"model": name}
+        for set_name in [s for s in EVAL_SETS if s in reports]:
+            rep = reports[set_name][i]
+            numeric = [r for r in rep.rows if r["kind"] == "numeric"]
+            correct = sum(r["correct_strict"] for r in numeric)
+            row[f"{set_name}_strict"] = rep.summary["accuracy_strict"]
+            row[f"{set_name}_95"] = accuracy_interval(correct, len(numeric))
+            row[f"{set_name}_lenient"] = rep.summary["accuracy_lenient"]
+            row[f"{set_name}_n"] = len(numeric)
+        first = reports[EVAL_SETS[0]][i] if EVAL_SETS[0] in reports else next(iter(reports.values()))[i]
+        row.update(format_rate=first.summary["format_rate"], truncation_rate=first.summary["truncation_rate"],
+                   mean_answer_tokens=first.summary["mean_answer_tokens"])
+        if "in_distribution" in reports:
+            row["concept_cosine"] = reports["in_distribution"][i].summary.get("embedding_cosine")
+        if name in kept:
+            row["retention"] = kept[name]["share"]
+            row["retention_flagged"] = ", ".join(kept[name]["flagged"]) or "none"
+        for key in first.summary:
+            if key.startswith(("pass@", "maj@")):
+                row[key] = first.summary[key]
+        for reward, value in (rewards_by_model or {}).get(name, {}).items():
+            row[f"reward_{reward}"] = value
+        rows.append(row)
+    return rows
+
+
+def accuracy_by_family(reports: list[EvalReport]) -> dict[str, dict[str, float]]:
+    """``{model: {family: strict accuracy}}`` for a bar chart (families without numeric problems left out)."""
+    return {r.name: {g: v["accuracy_strict"] for g, v in r.summary["by_group"].items()
+                     if v["accuracy_strict"] is not None} for r in reports}
+
+
+def headline(card: list[dict], before: str, after: str, paired: dict | None = None) -> str:
+    """One sentence a reader can quote: the transfer change first, the in-distribution one beside it."""
+    rows = {r["model"]: r for r in card}
+    a, b = rows[before], rows[after]
+    text = (f"{after} vs {before}: transfer {a['transfer_strict']:.1%} -> {b['transfer_strict']:.1%} "
+            f"({b['transfer_strict'] - a['transfer_strict']:+.1%}, 95% interval of {after} "
+            f"{b['transfer_95'][0]:.0%}-{b['transfer_95'][1]:.0%}, n {b['transfer_n']})")
+    if paired and paired.get("n"):
+        text += (f", paired: {paired['newly_right']} newly right / {paired['newly_wrong']} newly wrong, "
+                 f"McNemar p {paired['mcnemar_p']:.2g}")
+    if "in_distribution_strict" in a:
+        text += (f"; in distribution {a['in_distribution_strict']:.1%} -> {b['in_distribution_strict']:.1%} "
+                 f"(n {b['in_distribution_n']})")
+    return text + "."

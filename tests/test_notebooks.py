@@ -79,11 +79,19 @@ def test_03_sft_eval(workspace):
     _run("03", workspace, EVAL_DATA=_data(workspace, "sft_val.json"))
     (run,) = list(workspace["out"].glob("sft_*"))
     metrics = json.loads((run / "metrics.json").read_text())
-    assert set(metrics["models"]) == {"base", "sft"}
-    for summary in metrics["models"].values():
-        assert summary["n_numeric"] == 12 and summary["n_concept"] == 4
-        assert 0 <= summary["accuracy_strict"] <= summary["accuracy_lenient"] <= 1
-        assert summary["format_rate"] is not None and summary["by_group"]
+    assert set(metrics["sets"]) == {"transfer", "in_distribution"}
+    for set_name, n_numeric in (("transfer", 24), ("in_distribution", 12)):
+        models = metrics["sets"][set_name]["models"]
+        assert set(models) == {"base", "sft"}
+        for summary in models.values():
+            assert summary["n_numeric"] == n_numeric
+            assert 0 <= summary["accuracy_strict"] <= summary["accuracy_lenient"] <= 1 and summary["by_group"]
+    assert metrics["sets"]["in_distribution"]["models"]["sft"]["n_concept"] == 4
+    (sft_row,) = [r for r in metrics["scorecard"] if r["model"] == "sft"]
+    assert len(sft_row["transfer_95"]) == 2 and len(sft_row["in_distribution_95"]) == 2
+    (kept,) = metrics["retention"]
+    assert kept["model"] == "sft" and kept["n"] == 12 and 0 <= kept["share"] <= 1 and kept["by_family"]
+    assert metrics["paired"]["sft vs base"]["transfer"]["n"] == 24
 
 
 def test_04_grpo_train(workspace):
@@ -108,9 +116,13 @@ def test_05_compare(workspace):
     card = json.loads((out / "scorecard.json").read_text())
     assert [row["model"] for row in card["scorecard"]] == ["base", "sft", "grpo"]
     for row in card["scorecard"]:
-        assert 0 <= row["accuracy_strict"] <= 1 and len(row["strict_95"]) == 2
+        for set_name in ("transfer", "in_distribution"):
+            assert 0 <= row[f"{set_name}_strict"] <= 1 and len(row[f"{set_name}_95"]) == 2
         assert "reward_correctness" in row and "reward_format" in row
-    assert card["changes"] and card["by_family"]
+    assert [r["model"] for r in card["retention"]] == ["sft", "grpo"]
+    assert set(card["paired"]) == {"sft vs base", "grpo vs sft"}
+    assert card["changes"]["transfer"] and card["by_family"]["transfer"]
+    assert any("GRPO" in note and "too few" in note for note in card["notes"])  # fast_test says why nothing moved
     assert (out / "accuracy_by_family.png").is_file() and (out / "training_curves.png").is_file()
 
 
