@@ -35,8 +35,10 @@ def test_low_memory_on_cpu_says_why_it_falls_back(cpu):
 
 
 def test_presets_are_frozen(cpu):
+    import dataclasses
+
     s = config.resolve("fast_test", device=cpu)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         s.lr = 1.0
 
 
@@ -93,4 +95,6 @@ def test_command_line_flags_go_through_the_same_checks(cpu):
 def test_as_dict_is_json_friendly(cpu):
     import json
 
-    json.dumps(config.as_dict(config.resolve("from_sft", "grpo", device=cpu)))
+    values = config.as_dict(config.resolve("from_sft", "grpo", device=cpu, reward_weights={"correctness": 1.0}))
+    assert json.loads(json.dumps(values)) == values  # nothing is lost or changed on the way through JSON
+    assert values["target_modules"][0] == "q_proj" and values["reward_weights"] == [["correctness", 1.0]]

@@ -45,11 +45,16 @@ def _data(ws, name):
 def test_00_setup_check(workspace):
     _run("00", workspace)
     report = json.loads((workspace["out"] / "setup_check" / "setup_check.json").read_text())
-    assert report["ok"] and report["system"]["device"] == "cpu"
+    from helpers.check import recommend_preset
+    from helpers.config import detect_device
+
+    device = detect_device()  # the same machine the notebook ran on, CPU or GPU
+    assert report["ok"] and report["system"]["device"] == device.kind
     assert report["embedded_model"]["answer"].strip() and report["embedded_model"]["parameters"] > 100e6
     assert report["sft_step"]["status"] == "completed" and report["sft_step"]["loss"] > 0
     assert report["grpo_step"]["status"] == "completed"
-    assert report["recommended_preset"]["preset"] == "default" and report["chosen_preset"] == "default"
+    recommended = recommend_preset(device)[0]
+    assert report["recommended_preset"]["preset"] == recommended and report["chosen_preset"] == recommended
 
 
 def test_01_data_prep(workspace):
