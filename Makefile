@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[notebooks,rag,dev]'
+	$(BIN)/python -m pip install -q -e '.[notebooks,rag,tracking,dev]'
 	$(BIN)/python -m pip install -q --no-deps $(NODEPS)
 	if command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/python -m pip install -q -e '.[cuda]'; fi
 	touch $(STAMP)

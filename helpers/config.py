@@ -81,6 +81,7 @@ class CommonSettings:
     save_total_limit: int = 3
     max_train_examples: int = 0  # 0 = all rows of the training file
     max_val_examples: int = 200
+    report_to: str = "none"  # none | tensorboard | trackio: TRL's report_to (training_log.txt and the PNGs stay)
     notes: tuple[str, ...] = ()  # why the preset differs from what was asked (e.g. 4-bit on CPU)
 
 
@@ -204,6 +205,7 @@ _CHOICES = {
     "lr_scheduler": ("linear", "cosine", "constant", "constant_with_warmup"),
     "loss_type": ("grpo", "dapo", "dr_grpo", "bnpo"),
     "scale_rewards": ("group", "batch", "none"),
+    "report_to": ("none", "tensorboard", "trackio"),
 }
 
 
@@ -317,6 +319,12 @@ def resolve(preset: str, stage: str = "sft", device: DeviceInfo | None = None, *
         if unknown:
             raise ValueError(f"difficulties: expected {', '.join(DIFFICULTIES[:-1])} or {DIFFICULTIES[-1]}, "
                              f"got {sorted(unknown)}")
+    if values.get("report_to", "none") != "none":
+        import importlib.util
+
+        if importlib.util.find_spec(values["report_to"]) is None:
+            raise ValueError(f"report_to: {values['report_to']} is not installed; pip install "
+                             + ("-e '.[tracking]'" if values["report_to"] == "tensorboard" else "trackio"))
     if stage == "grpo" and preset == "from_sft" and not values.get("sft_model"):
         notes.append("from_sft needs sft_model (an SFT run's final_model); the notebook finds the newest one.")
     values["notes"] = tuple(notes)

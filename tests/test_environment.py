@@ -16,13 +16,13 @@ def _pip_pins(text: str) -> set[str]:
 def test_environment_yml_matches_pyproject_and_makefile():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     expected = {d.lower() for d in project["dependencies"]}
-    for extra in ("notebooks", "rag", "dev"):
+    for extra in ("notebooks", "rag", "tracking", "dev"):
         expected |= {d.lower() for d in project["optional-dependencies"][extra]}
     makefile = (ROOT / "Makefile").read_text()
     torch_pin = re.search(r"pip install -q (torch==\S+)", makefile).group(1)
     expected.add(torch_pin)
     extras_installed = re.search(r"-e '\.\[([a-z,]+)\]'", makefile).group(1).split(",")
-    assert sorted(extras_installed) == ["dev", "notebooks", "rag"]
+    assert sorted(extras_installed) == ["dev", "notebooks", "rag", "tracking"]
     assert _pip_pins((ROOT / "environment.yml").read_text()) == expected
 
 
