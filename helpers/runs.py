@@ -100,6 +100,26 @@ def package_versions() -> dict:
     return out
 
 
+def machine_description() -> dict:
+    """The machine a run trained on: CPU model, cores, memory and GPU (for run.json and the model card)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        memory_gb = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        memory_gb = None
+    gpu = None
+    if "torch" in sys.modules and sys.modules["torch"].cuda.is_available():
+        gpu = sys.modules["torch"].cuda.get_device_name(0)
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": memory_gb, "gpu": gpu, "system": platform.system()}
+
+
 def git_commit() -> str | None:
     """The repository's commit, with ``+dirty`` when there are uncommitted changes; None outside git."""
     try:
@@ -150,6 +170,7 @@ def start_run(paths: RunPaths, stage: str, preset: str, settings: dict, data_fil
         "seed": seed,
         "data_files": {k: {"path": str(v), "sha256": sha256_file(v)} for k, v in (data_files or {}).items()},
         "versions": package_versions(),
+        "machine": machine_description(),
         "git_commit": git_commit(),
         "command": " ".join(sys.argv[:1] + sys.argv[1:]) if sys.argv else None,
         "started": _now(),

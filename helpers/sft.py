@@ -35,6 +35,7 @@ from pathlib import Path
 
 from helpers import config as cfg
 from helpers.answers import chat_messages
+from helpers.export import write_model_card
 from helpers.runs import (RunPaths, TrainingLog, check_output_path, checkpoint_step, finish_run, new_run_dir,
                           output_root, start_run, truncate_training_log, update_run)
 
@@ -140,7 +141,8 @@ def trainer_arguments(settings: cfg.CommonSettings) -> dict:
         gradient_checkpointing=settings.gradient_checkpointing,
         optim=settings.optim,
         use_cpu=settings.device == "cpu",
-        report_to=[],
+        report_to=[] if settings.report_to == "none" else [settings.report_to],  # tensorboard: <run>/runs/
+        project="mathqa-workbook",  # trackio's project name (local unless a Space is configured)
         logging_nan_inf_filter=False,  # the default logs an average instead of a NaN loss, hiding it from the guard
         dataloader_num_workers=0,
         disable_tqdm=False,
@@ -409,6 +411,7 @@ def train_sft(
             plot_sft_losses(rows).savefig(run.figure("loss_curves"), dpi=110, bbox_inches="tight")
         finish_run(run, status, reason, global_step=trainer.state.global_step,
                    train_seconds=round(sum(timer.times), 1), peak_memory_gb=peak_memory_gb(settings.device))
+        write_model_card(run.root)  # final_model/README.md and a portable base in adapter_config.json
     if status == "interrupted":
         raise KeyboardInterrupt(reason)
     return SFTResult(status, run, plan, rows, reason)
