@@ -196,11 +196,11 @@ def training_notes(sft_run: Path | None, grpo_run: Path | None, min_steps: int =
 
 def plot_training_side_by_side(sft_run: Path | None, grpo_run: Path | None):
     """SFT loss and GRPO reward curves next to each other."""
-    import matplotlib.pyplot as plt
+    from helpers.plots import subplots  # closed in pyplot, so the figure is shown once
 
     from helpers.plots import smooth
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.6))
+    fig, (ax1, ax2) = subplots(1, 2, figsize=(11, 3.6))
     if sft_run is not None and (sft_run / "training_log.txt").is_file():
         rows = read_training_log(sft_run / "training_log.txt")
         xs = [r["step"] for r in rows if "loss" in r]
