@@ -113,7 +113,6 @@ class GRPOSettings(CommonSettings):
     mask_truncated_completions: bool = True
     reward_weights: tuple[tuple[str, float], ...] = (("correctness", 1.0), ("format", 0.2), ("length", 0.1))
     sample_table_every: int = 10
-    merge_for_sampling: bool = True  # the workbook's trainer: LoRA folded in while sampling, old log-probs from the first pass
     difficulties: tuple[str, ...] = ()  # train only on prompts of these difficulties (easy/medium/hard); (): all
     skip_uninformative: bool = True  # train only on samples whose advantage is not 0 (see grpo.drop_uninformative_rows)
     train_samples_per_group: int = 0  # 0: all; else train on this many of each group, those whose rewards vary most

@@ -86,39 +86,6 @@ def test_batch_must_hold_whole_groups(tiny_model_dir, train_file, workbook_outpu
         grpo.train_grpo(_settings(tiny_model_dir, batch_size=6), train_file, dry_run=True)
 
 
-def test_old_log_probs_from_the_first_pass_equal_a_separate_forward_pass(tiny_model_dir, tmp_path):
-    """num_iterations=2: the second pass's old-policy log-probs are the pre-update policy's, without TRL's extra pass."""
-    settings = _settings(tiny_model_dir, num_iterations=2, lora_dropout=0.0, max_steps=2)
-    model, tokenizer, _ = grpo.load_policy(settings, None)
-    trainer = grpo.build_grpo_trainer(settings, model, tokenizer, ROWS, tmp_path)
-    assert grpo.reuses_first_pass_log_probs(trainer)
-    passes, expected = [], []
-    compute_loss = trainer._compute_loss
-
-    def spy(model, inputs):
-        if not passes:  # first pass over the batch: the policy has not been updated yet
-            ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], 1)
-            mask = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], 1)
-            with torch.no_grad():
-                expected.append(trainer._get_per_token_logps_and_entropies(
-                    model, ids, mask, inputs["completion_ids"].size(1))[0])
-        old = inputs.get("old_per_token_logps")
-        passes.append(None if old is None else old.clone())
-        return compute_loss(model, inputs)
-
-    trainer._compute_loss = spy
-    trainer.train()
-    assert len(passes) == 2 and passes[0] is None, "TRL computed old log-probs in an extra pass"
-    torch.testing.assert_close(passes[1], expected[0], atol=1e-5, rtol=1e-4)
-
-
-def test_dropout_turns_the_first_pass_reuse_off(tiny_model_dir, tmp_path):
-    settings = _settings(tiny_model_dir, num_iterations=2, lora_dropout=0.1)
-    model, tokenizer, _ = grpo.load_policy(settings, None)
-    trainer = grpo.build_grpo_trainer(settings, model, tokenizer, ROWS, tmp_path)
-    assert not grpo.reuses_first_pass_log_probs(trainer)
-
-
 def test_dropping_uninformative_samples_leaves_the_policy_update_unchanged(tiny_model_dir, tmp_path):
     """With beta 0 the loss has no KL term, so skipping zero-advantage samples must give the same adapter."""
     adapters = {}
