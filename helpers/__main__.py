@@ -6,20 +6,22 @@
 ``python -m helpers export --run output/<run> --to output/export_<date>`` merges, converts to GGUF, writes a card.
 """
 
-import argparse
 import json
 import sys
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers")
+    from helpers.config import PRESETS
+    from helpers.training import ArgumentParser  # user errors: one line `error: ...`, exit status 2
+
+    parser = ArgumentParser(prog="python -m helpers")
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check", help="versions, device, the embedded model, one SFT and one GRPO step")
     check.add_argument("--no-train", action="store_true", help="skip the SFT and GRPO steps")
     check.add_argument("--out", default=None, help="folder for setup_check.json (default output/setup_check)")
     sub.add_parser("prepare-model", help="convert the embedded GGUF model to safetensors (once)")
     nbs = sub.add_parser("notebooks", help="run every numbered notebook headless with papermill, in order")
-    nbs.add_argument("--preset", default="fast_test")
+    nbs.add_argument("--preset", default="fast_test", choices=PRESETS)
     nbs.add_argument("--only", nargs="*", default=None, help="notebook number prefixes, e.g. 00 01")
     data = sub.add_parser("data", help="check QA data in any supported format and write it as a workbook QA file")
     data.add_argument("inputs", nargs="*", help="JSON, JSONL or CSV files, or folders written by datasets' save_to_disk")
