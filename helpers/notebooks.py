@@ -26,21 +26,15 @@ def list_notebooks() -> list[Path]:
     return sorted(p for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
 
 
-def declared_parameters(path: str | Path) -> dict[str, str]:
-    """Names assigned in the notebook's ``parameters`` cell, with their source text."""
-    nb = json.loads(Path(path).read_text())
-    for cell in nb["cells"]:
-        if cell["cell_type"] == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
-            source = "".join(cell["source"])
-            names = {}
-            for line in source.splitlines():
-                head = line.split("#", 1)[0]
-                if "=" in head and not head.startswith((" ", "\t")):
-                    name = head.split("=", 1)[0].split(":", 1)[0].strip()
-                    if name.isidentifier():
-                        names[name] = line
-            return names
-    return {}
+def declared_parameters(path: str | Path) -> dict[str, dict]:
+    """The notebook's ``parameters`` cell as papermill reads it: name -> {name, inferred_type_name, default, help}.
+
+    A line papermill cannot parse is missing here, so it is refused as a parameter instead of being injected
+    with the wrong type (tests/test_environment.py checks that every line parses).
+    """
+    import papermill as pm
+
+    return pm.inspect_notebook(str(path))
 
 
 def run_notebook(path: str | Path, parameters: dict | None = None, out_dir: str | Path | None = None,
