@@ -240,7 +240,7 @@ def build_retention_file(model_name: str = "embedded", max_new_tokens: int = 256
     from helpers.runs import write_json_atomic
 
     candidates = retention_candidates()
-    gen = GenerationSettings(max_new_tokens=max_new_tokens, batch_size=16)
+    gen = GenerationSettings(max_new_tokens=max_new_tokens, batch_size=32)
     model, tokenizer = load_base_model(model_name), load_tokenizer(model_name)
     report = evaluate_model(model, tokenizer, candidates, "base", gen, fingerprint=model_fingerprint(model_name))
     records = build_retention_set(report, candidates)
