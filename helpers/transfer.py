@@ -78,7 +78,7 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
         "If each of {a} bags has {b} sweets inside, how many sweets are there in the bags altogether?",
     ),
     "arith_div": (
-        "If {a} is cut into {b} pieces of the same size, what is the size of one piece?",
+        "{a} divided into {b} equal shares gives how much per share?",
         "How many groups of {b} can be made out of {a}, with nothing left over?",
         "When {a} is cut into {b} pieces of the same size, how large is one piece?",
     ),
