@@ -96,37 +96,83 @@ _SHOWN_SETTINGS = ("lr", "lr_scheduler", "epochs", "max_steps", "batch_size", "g
                    "max_train_examples", "seed")
 
 
+_SET_WORDS = {
+    "transfer": "questions written apart from the training generator, never trained on",
+    "in_distribution": "held-out problems from the training generator's own templates",
+    "retention": "of the questions the base model answered right, the share this model still does",
+}
+
+
+def _scalar(value) -> bool:
+    return isinstance(value, (int, float, str)) and not isinstance(value, bool)
+
+
+def _interval(value) -> bool:
+    return isinstance(value, (list, tuple)) and len(value) == 2 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    return f"{_fmt(value[0])} to {_fmt(value[1])}" if _interval(value) else _fmt(value)
+
+
+def _rows_table(rows: list) -> list[str]:
+    """A list of dicts as a table of their scalar and interval columns (first-seen order)."""
+    rows = [r for r in rows if isinstance(r, dict)]
+    keys = list(dict.fromkeys(k for r in rows for k, v in r.items() if _scalar(v) or _interval(v)))
+    return _table(keys, [[_cell(r.get(k)) for k in keys] for r in rows]) if keys else []
+
+
+def _models_table(models: dict) -> list[str]:
+    """``{"model": {"accuracy_strict": 0.39, ...}}`` as a table of the numeric measures."""
+    keys = sorted({k for s in models.values() if isinstance(s, dict) for k, v in s.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    return _table(["model", *keys], [[name, *[s.get(k, "") for k in keys]] for name, s in models.items()
+                                     if isinstance(s, dict)]) if keys else []
+
+
 def _metric_lines(metrics: dict) -> list[str]:
-    """Every accuracy the run's metrics.json holds, whatever its keys: one table per section of numbers."""
+    """Every accuracy the run's metrics.json holds, whatever its keys: the scorecard (transfer, in-distribution,
+    retention) when there is one, each set's per-model summaries, then any other numbers."""
     if not metrics:
         return ["Not evaluated yet: `metrics.json` is written by 03_sft_eval (SFT runs), 04_grpo_train (GRPO runs)",
                 "and `python -m helpers evaluate`; `python -m helpers export` then writes a card with its figures."]
-    lines = []
-    models = metrics.get("models")
-    if isinstance(models, dict) and models:
-        keys = sorted({k for s in models.values() if isinstance(s, dict) for k, v in s.items()
-                       if isinstance(v, (int, float)) and not isinstance(v, bool)})
-        lines += ["Each model on the run's evaluation set (greedy decoding, the workbook's exact answer check):", ""]
-        lines += _table(["model", *keys], [[name, *[s.get(k, "") for k in keys]] for name, s in models.items()
-                                           if isinstance(s, dict)])
-        lines.append("")
-    for key, value in metrics.items():
-        if key in ("models", "rows") or not isinstance(value, (dict, int, float)) or isinstance(value, bool):
+    names = set(metrics) | set(metrics.get("sets") or {}) | {
+        k for r in metrics.get("scorecard") or [] if isinstance(r, dict) for k in r}
+    words = [f"{k.replace('_', '-')}: {v}" for k, v in _SET_WORDS.items() if any(k in n for n in names)]
+    lines = ["Greedy decoding, the workbook's exact answer check" + (". " + "; ".join(words) if words else "") + ".", ""]
+    where = {k: metrics[k] for k in ("eval_data", "eval_seed", "n", "preset") if _scalar(metrics.get(k))}
+    first = ("scorecard", "retention", "sets", "paired")
+    for key in sorted(metrics, key=lambda k: first.index(k) if k in first else len(first)):
+        value = metrics[key]
+        if key == "rows" or key in where or (key == "models" and "sets" in metrics):
             continue
-        flat = _flatten(value)
-        if flat:
-            lines += [f"**{key.replace('_', ' ')}**", ""] + _table(["measure", "value"], sorted(flat.items())) + [""]
-    where = {k: metrics[k] for k in ("eval_data", "eval_seed", "n", "preset") if k in metrics}
+        title = f"**{key.replace('_', ' ')}**"
+        if key == "sets" and isinstance(value, dict):
+            for name, block in value.items():
+                table = _models_table(block.get("models", {})) if isinstance(block, dict) else []
+                lines += [f"**{name.replace('_', '-')} set**", "", *table, ""] if table else []
+        elif key == "models" and isinstance(value, dict):
+            table = _models_table(value)
+            lines += [title, "", *table, ""] if table else []
+        elif isinstance(value, list):
+            table = _rows_table(value)
+            lines += [title, "", *table, ""] if table else []
+        elif isinstance(value, dict) or (_scalar(value) and not isinstance(value, str)):
+            flat = _flatten(value)
+            lines += [title, "", *_table(["measure", "value"], sorted(flat.items())), ""] if flat else []
     if where:
         lines.append("Evaluated with: " + ", ".join(
             f"{k} {_shown_path(v) if k == 'eval_data' else v}" for k, v in where.items()) + ".")
-    return lines or ["`metrics.json` holds no numbers yet."]
+    return lines if len(lines) > 2 else ["`metrics.json` holds no numbers yet."]
 
 
 def _flatten(value, prefix: str = "", depth: int = 0) -> dict:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return {prefix or "value": value}
-    if not isinstance(value, dict) or depth > 2:
+    if not isinstance(value, dict) or depth > 3:
         return {}
     out = {}
     for k, v in value.items():
@@ -437,7 +483,8 @@ def export_run(run: str | os.PathLike, to: str | os.PathLike | None = None, gguf
     (``config.json``, ``model.safetensors``, tokenizer, ``chat_template.jinja``), ``<run>-<type>.gguf``
     (none when ``gguf_type`` is None), ``README.md`` and ``export.json`` (what was written, sizes,
     seconds). Everything is written to a temporary folder first, so a failed export leaves nothing.
-    Returns the contents of ``export.json``. Used by ``python -m helpers export`` and 05_compare.
+    Returns the contents of ``export.json`` with the folder (``folder`` as shown, ``path`` absolute).
+    Used by ``python -m helpers export`` and 05_compare.
     """
     from helpers.models import load_finetuned, merge_and_save
     from helpers.runs import check_output_path, new_run_dir, read_run, repo_path
@@ -494,6 +541,7 @@ def export_run(run: str | os.PathLike, to: str | os.PathLike | None = None, gguf
             shutil.rmtree(out, ignore_errors=True)
         raise
     report["folder"] = _shown_path(out)
+    report["path"] = out  # returned only: export.json names no absolute path
     return report
 
 

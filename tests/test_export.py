@@ -136,3 +136,28 @@ def test_export_cli_errors_are_one_line(tmp_path, workbook_output, capsys):
     (run / "run.json").write_text(json.dumps({"stage": "sft", "status": "failed", "settings": {}}))
     assert cli(["export", "--run", str(run), "--to", str(workbook_output / "export_x")]) == 2
     assert "error: run:" in capsys.readouterr().err and not (workbook_output / "export_x").exists()
+
+
+def test_card_reads_whatever_metrics_exist(tmp_path):
+    """The scorecard layout of 03/05 (transfer, in-distribution, retention) and an older flat one; no metrics."""
+    run = tmp_path / "sft_x"
+    (run / "final_model").mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"stage": "sft", "run": "sft_x", "status": "completed",
+                                              "settings": {"model_name": "embedded", "lr": 1e-3}}))
+    (run / "final_model" / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "/abs/cache"}))
+    export.write_model_card(run)
+    card = (run / "final_model" / "README.md").read_text()
+    assert "Not evaluated yet" in card and "base_model: HuggingFaceTB/SmolLM2-135M-Instruct" in card
+    assert json.loads((run / "final_model" / "adapter_config.json").read_text())["base_model_name_or_path"] == \
+        models.EMBEDDED_HUB_ID
+    (run / "metrics.json").write_text(json.dumps({
+        "sets": {"transfer": {"models": {"sft": {"accuracy_strict": 0.125}}, "rows": {"sft": [{"completion": "x"}]}}},
+        "models": {"sft": {"accuracy_strict": 0.39}},
+        "scorecard": [{"model": "sft", "transfer_strict": 0.125, "transfer_95": [0.09, 0.16],
+                       "in_distribution_strict": 0.39, "retention": 0.93}],
+        "retention": [{"model": "sft", "kept": 0.93, "n": 45}], "eval_seed": 0}))
+    export.write_model_card(run)
+    card = (run / "final_model" / "README.md").read_text()
+    for text in ("transfer_strict", "0.09 to 0.16", "in_distribution_strict", "0.93", "**transfer set**", "eval_seed 0"):
+        assert text in card, text
+    assert card.index("**scorecard**") < card.index("**transfer set**")
