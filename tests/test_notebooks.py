@@ -129,6 +129,9 @@ def test_05_compare(workspace):
     assert card["changes"]["transfer"] and card["by_family"]["transfer"]
     assert any("GRPO" in note and "too few" in note for note in card["notes"])  # fast_test says why nothing moved
     assert (out / "accuracy_by_family.png").is_file() and (out / "training_curves.png").is_file()
+    (exported,) = list(workspace["out"].glob("export_*"))  # the newest run, merged and as GGUF
+    assert (exported / "model.safetensors").is_file() and len(list((exported / "gguf").glob("*-q8_0.gguf"))) == 1
+    assert "HuggingFaceTB/SmolLM2-135M-Instruct" in (exported / "README.md").read_text()
 
 
 def test_06_rag(workspace):
