@@ -675,7 +675,7 @@ def headline(card: list[dict], before: str, after: str, paired: dict | None = No
             f"{b['transfer_95'][0]:.0%}-{b['transfer_95'][1]:.0%}, n {b['transfer_n']})")
     if paired and paired.get("n"):
         text += (f", paired: {paired['newly_right']} newly right / {paired['newly_wrong']} newly wrong, "
-                 f"McNemar p {paired['mcnemar_p']:.2g}")
+                 f"McNemar p {paired['mcnemar_p']:.2g}" if paired["mcnemar_p"] else "McNemar p < 1e-6")
     if "in_distribution_strict" in a:
         text += (f"; in distribution {a['in_distribution_strict']:.1%} -> {b['in_distribution_strict']:.1%} "
                  f"(n {b['in_distribution_n']})")
