@@ -38,7 +38,7 @@ def main() -> None:
         report = export.export_run(args.run, output_root() / f"export_{gguf_type}", gguf_type=gguf_type)
         report["wall_seconds"] = round(time.perf_counter() - start, 1)
         results["exports"][gguf_type] = report
-        print(json.dumps(report, indent=1), flush=True)
+        print(json.dumps(report, indent=1, default=str), flush=True)
     rows = [r for r in json.loads(Path(args.eval_data).read_text()) if r.get("final_answer")][: args.questions]
     folder = output_root() / "export_q8_0"
     start = time.perf_counter()
@@ -55,7 +55,7 @@ def main() -> None:
         "merged_correct": sum(r["merged_correct"] for r in checked),
         "gguf_correct": sum(r["gguf_correct"] for r in checked), "rows": checked}
     print(json.dumps({k: v for k, v in results["answer_check"].items() if k != "rows"}, indent=1))
-    (output_root() / "export_measure.json").write_text(json.dumps(results, indent=1))
+    (output_root() / "export_measure.json").write_text(json.dumps(results, indent=1, default=str))
 
 
 if __name__ == "__main__":
