@@ -8,3 +8,11 @@ evaluate, compare, rag, plots, ui, check, notebooks. Notebooks call these; the s
 functions run from the command line (``python -m helpers check``,
 ``python -m helpers.sft``, ``python -m helpers.grpo``).
 """
+
+import warnings as _warnings
+
+# The one place the workbook silences library warnings, each named with why:
+# - transformers 5.x deprecates `PreTrainedModel.is_gradient_checkpointing` (FutureWarning, "removed in v6"); TRL 1.16
+#   and PEFT 0.21 still read it inside Trainer and get_peft_model, so every training step of a notebook would print it
+#   to stderr although nothing the learner wrote uses it.
+_warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)

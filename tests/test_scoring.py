@@ -5,10 +5,10 @@ from fractions import Fraction
 
 import pytest
 
-from helpers import answers, evaluate, grpo, rewards
+from helpers import answers, evaluate, grpo_trainer, rewards
 
 
-@pytest.mark.parametrize("module", [answers, evaluate, rewards, grpo])
+@pytest.mark.parametrize("module", [answers, evaluate, rewards, grpo_trainer])
 def test_docstring_examples(module):
     result = doctest.testmod(module)
     assert result.failed == 0 and result.attempted > 0
