@@ -30,22 +30,12 @@ class DeviceInfo:
     kind: str = "cpu"  # "cpu" or "cuda"
     name: str = "cpu"
     memory_gb: float = 0.0  # GPU memory; 0 on CPU
-    bf16_supported: bool = False  # bf16 in hardware (compute capability 8.0+), not emulated
+    bf16_supported: bool = False
     count: int = 0  # number of GPUs
-    capability: tuple[int, int] = (0, 0)  # CUDA compute capability; FlashAttention-2 needs 8.0+
-    flash_attn: bool = False  # the flash_attn package is installed
-    vllm: bool = False  # the vllm package is installed (TRL's fastest GRPO generation)
 
 
 def detect_device() -> DeviceInfo:
-    """The device training will use: the first CUDA GPU when there is one, else the CPU.
-
-    bf16 counts only when the GPU has it in hardware: ``torch.cuda.is_bf16_supported()``
-    answers True on a T4 too (its default ``including_emulation=True`` accepts emulated
-    bf16, which is slow and lacks cuBLAS kernels), so it is asked without emulation.
-    """
-    import importlib.util
-
+    """The device training will use: the first CUDA GPU when there is one, else the CPU."""
     import torch
 
     if torch.cuda.is_available():
@@ -54,11 +44,8 @@ def detect_device() -> DeviceInfo:
             kind="cuda",
             name=props.name,
             memory_gb=round(props.total_memory / 2**30, 1),
-            bf16_supported=bool(torch.cuda.is_bf16_supported(including_emulation=False)),
+            bf16_supported=bool(torch.cuda.is_bf16_supported()),
             count=torch.cuda.device_count(),
-            capability=(props.major, props.minor),
-            flash_attn=importlib.util.find_spec("flash_attn") is not None,
-            vllm=importlib.util.find_spec("vllm") is not None,
         )
     return DeviceInfo()
 
@@ -127,7 +114,6 @@ class GRPOSettings(CommonSettings):
     mask_truncated_completions: bool = True
     reward_weights: tuple[tuple[str, float], ...] = (("correctness", 1.0), ("format", 0.2), ("length", 0.1))
     sample_table_every: int = 10
-    generation: str = "auto"  # auto | vllm_colocate | continuous_batching | generate (see resolve_generation)
     difficulties: tuple[str, ...] = ()  # train only on prompts of these difficulties (easy/medium/hard); (): all
     skip_uninformative: bool = True  # train only on samples whose advantage is not 0 (see grpo.drop_uninformative_rows)
     train_samples_per_group: int = 0  # 0: all; else train on this many of each group, those whose rewards vary most
@@ -224,7 +210,6 @@ _CHOICES = {
 
 
 def preset_names(stage: str = "sft") -> tuple[str, ...]:
-    "generation": ("auto", "vllm_colocate", "continuous_batching", "generate"),
     """The presets a stage accepts (GRPO adds ``from_sft``)."""
     return GRPO_PRESETS if stage == "grpo" else PRESETS
 
@@ -238,15 +223,10 @@ def _settings_class(stage: str):
 
 
 def _device_values(device: DeviceInfo) -> dict:
-    """Numerics per device: float32 on CPU (bf16 matmuls are ~8x slower there), bf16 on GPUs that have it.
-
-    On a GPU, attention is FlashAttention-2 when the ``flash_attn`` package is installed and the GPU
-    has compute capability 8.0 or more (its kernels need Ampere or newer), else PyTorch's SDPA.
-    """
+    """Numerics per device: float32 on CPU (bf16 matmuls are ~8x slower there), bf16 on GPUs that have it."""
     if device.kind == "cuda":
         dtype = "bfloat16" if device.bf16_supported else "float16"
-        attn = "flash_attention_2" if device.flash_attn and tuple(device.capability) >= (8, 0) else "sdpa"
-        return dict(device="cuda", dtype=dtype, attn_implementation=attn)
+        return dict(device="cuda", dtype=dtype)
     return dict(device="cpu", dtype="float32", gradient_checkpointing=False, load_in_4bit=False,
                 optim="adamw_torch")
 
@@ -336,23 +316,6 @@ def resolve(preset: str, stage: str = "sft", device: DeviceInfo | None = None, *
         from helpers.problems import DIFFICULTIES
 
         unknown = set(values["difficulties"]) - set(DIFFICULTIES)
-    if values.get("attn_implementation") == "flash_attention_2" and not (
-            device.kind == "cuda" and device.flash_attn and tuple(device.capability) >= (8, 0)):
-        values["attn_implementation"] = "sdpa"
-        notes.append("flash_attention_2 needs the flash_attn package and a GPU of compute capability 8.0+; "
-                     "using sdpa.")
-    if stage == "grpo":
-        values["generation"], note = resolve_generation(values.get("generation", "auto"), device,
-                                                        bool(values.get("load_in_4bit")))
-        if note:
-            notes.append(note)
-    settings = cls(**values, notes=())
-    if device.kind == "cuda":  # the estimated peak must fit the card (helpers.gpu_memory)
-        from helpers.gpu_memory import fit_to_card
-
-        settings, note = fit_to_card(settings, stage, device, {k for k, v in overrides.items() if v is not None})
-        if note:
-            notes.append(note)
         if unknown:
             raise ValueError(f"difficulties: expected {', '.join(DIFFICULTIES[:-1])} or {DIFFICULTIES[-1]}, "
                              f"got {sorted(unknown)}")
@@ -364,34 +327,8 @@ def resolve(preset: str, stage: str = "sft", device: DeviceInfo | None = None, *
                              + ("-e '.[tracking]'" if values["report_to"] == "tensorboard" else "trackio"))
     if stage == "grpo" and preset == "from_sft" and not values.get("sft_model"):
         notes.append("from_sft needs sft_model (an SFT run's final_model); the notebook finds the newest one.")
-    return dataclasses.replace(settings, notes=tuple(notes))
-
-
-def resolve_generation(asked: str, device: DeviceInfo, load_in_4bit: bool = False) -> tuple[str, str | None]:
-    """How GRPO samples its completions on this device: (path, note or None). Used by ``resolve``.
-
-    ``auto`` picks the fastest path TRL 1.16 offers that fits: on a GPU, vLLM in
-    colocate mode (``use_vllm=True, vllm_mode="colocate"``: vLLM shares the
-    training GPU) when ``vllm`` is installed, except with 4-bit weights, where
-    vLLM would hold a second copy of the model in the memory that 4-bit was
-    chosen to save; else transformers' continuous batching
-    (``use_transformers_continuous_batching=True``, paged KV cache, finished
-    sequences replaced at once); on a CPU always plain ``generate``, the path
-    every CPU figure in the README was measured with.
-
-    >>> resolve_generation("auto", DeviceInfo())
-    ('generate', None)
-    >>> resolve_generation("auto", DeviceInfo(kind="cuda", memory_gb=80.0, vllm=True))[0]
-    'vllm_colocate'
-    """
-    if device.kind != "cuda":
-        note = None if asked in ("auto", "generate") else f"generation={asked} needs a CUDA GPU; using generate."
-        return "generate", note
-    if asked == "auto":
-        return ("vllm_colocate" if device.vllm and not load_in_4bit else "continuous_batching"), None
-    if asked == "vllm_colocate" and not device.vllm:
-        return "continuous_batching", "generation=vllm_colocate needs the vllm package; using continuous_batching."
-    return asked, None
+    values["notes"] = tuple(notes)
+    return cls(**values)
 
 
 def as_dict(settings) -> dict:
