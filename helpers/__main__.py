@@ -4,6 +4,8 @@
 ``python -m helpers notebooks --preset fast_test`` runs every notebook headless (make demo).
 ``python -m helpers data FILE --format gsm8k --out data/mine.json`` checks and converts QA data (as 01_data_prep).
 ``python -m helpers export --run output/<run> --to output/export_<date>`` merges, converts to GGUF, writes a card.
+``python -m helpers evaluate --run output/sft_<date>`` grades runs against the base on both evaluation sets.
+``python -m helpers retention`` builds the retention set (the questions the base model answers right).
 """
 
 import json
@@ -23,6 +25,16 @@ def main(argv=None) -> int:
     nbs = sub.add_parser("notebooks", help="run every numbered notebook headless with papermill, in order")
     nbs.add_argument("--preset", default="fast_test", choices=PRESETS)
     nbs.add_argument("--only", nargs="*", default=None, help="notebook number prefixes, e.g. 00 01")
+    ev = sub.add_parser("evaluate", help="the base model and trained runs on the transfer and in-distribution "
+                                          "sets, with retention and paired statistics")
+    ev.add_argument("--run", nargs="+", required=True, help="run folders (output/sft_..., output/grpo_...)")
+    ev.add_argument("--preset", default="default", help="how much is evaluated (fast_test | default | ...)")
+    ev.add_argument("--eval-data", default="data/training_data/sft_val.json", help="in-distribution held-out file")
+    ev.add_argument("--seed", type=int, default=0, help="which in-distribution questions are drawn")
+    ev.add_argument("--out", default=None, help="metrics file (default output/evaluate_<date>/metrics.json)")
+    ret = sub.add_parser("retention", help="build data/retention_set.json: the questions the base model answers right")
+    ret.add_argument("--model-name", default="embedded")
+    ret.add_argument("--max-new-tokens", type=int, default=256)
     data = sub.add_parser("data", help="check QA data in any supported format and write it as a workbook QA file")
     data.add_argument("inputs", nargs="*", help="JSON, JSONL or CSV files, or folders written by datasets' save_to_disk")
     data.add_argument("--hub", default=None, help="a Hugging Face hub dataset id (needs the hub), e.g. openai/gsm8k")
@@ -50,6 +62,14 @@ def main(argv=None) -> int:
         return _data(args)
     if args.command == "export":
         return _export(args)
+    if args.command == "evaluate":
+        return _evaluate(args)
+    if args.command == "retention":
+        from helpers.compare import build_retention_file
+
+        summary = build_retention_file(args.model_name, args.max_new_tokens)
+        print(json.dumps(summary, indent=1))
+        return 0
     if args.command == "prepare-model":
         from helpers.models import prepare_embedded_model
 
@@ -65,6 +85,34 @@ def main(argv=None) -> int:
     report = run_setup_check(args.out, train_steps=not args.no_train)
     print(json.dumps(report, indent=1, default=str))
     return 0 if report["ok"] else 1
+
+
+def _evaluate(args) -> int:
+    """``python -m helpers evaluate``: a scorecard on both sets, its headline, and metrics.json."""
+    from pathlib import Path
+
+    from helpers.compare import evaluate_runs
+    from helpers.evaluate import write_metrics
+    from helpers.runs import new_run_dir, repo_path
+
+    runs = [repo_path(r) for r in args.run]
+    for run in runs:
+        if not (Path(run) / "run.json").is_file():
+            print(f"error: --run: {run} has no run.json", file=sys.stderr)
+            return 2
+    try:
+        result = evaluate_runs(runs, args.preset, args.eval_data, args.seed)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else new_run_dir("evaluate").root / "metrics.json"
+    write_metrics(out, result["reports"], {k: result[k] for k in ("scorecard", "retention", "paired", "headlines",
+                                                                   "plan", "eval_data", "eval_seed")})
+    for row in result["scorecard"]:
+        print("  ".join(f"{k}={v}" for k, v in row.items()))
+    print("\n".join(result["headlines"]))
+    print(f"written: {out}")
+    return 0
 
 
 def _data(args) -> int:

@@ -30,12 +30,22 @@ class DeviceInfo:
     kind: str = "cpu"  # "cpu" or "cuda"
     name: str = "cpu"
     memory_gb: float = 0.0  # GPU memory; 0 on CPU
-    bf16_supported: bool = False
+    bf16_supported: bool = False  # bf16 in hardware (compute capability 8.0+), not emulated
     count: int = 0  # number of GPUs
+    capability: tuple[int, int] = (0, 0)  # CUDA compute capability; FlashAttention-2 needs 8.0+
+    flash_attn: bool = False  # the flash_attn package is installed
+    vllm: bool = False  # the vllm package is installed (TRL's fastest GRPO generation)
 
 
 def detect_device() -> DeviceInfo:
-    """The device training will use: the first CUDA GPU when there is one, else the CPU."""
+    """The device training will use: the first CUDA GPU when there is one, else the CPU.
+
+    bf16 counts only when the GPU has it in hardware: ``torch.cuda.is_bf16_supported()``
+    answers True on a T4 too (its default ``including_emulation=True`` accepts emulated
+    bf16, which is slow and lacks cuBLAS kernels), so it is asked without emulation.
+    """
+    import importlib.util
+
     import torch
 
     if torch.cuda.is_available():
@@ -44,8 +54,11 @@ def detect_device() -> DeviceInfo:
             kind="cuda",
             name=props.name,
             memory_gb=round(props.total_memory / 2**30, 1),
-            bf16_supported=bool(torch.cuda.is_bf16_supported()),
+            bf16_supported=bool(torch.cuda.is_bf16_supported(including_emulation=False)),
             count=torch.cuda.device_count(),
+            capability=(props.major, props.minor),
+            flash_attn=importlib.util.find_spec("flash_attn") is not None,
+            vllm=importlib.util.find_spec("vllm") is not None,
         )
     return DeviceInfo()
 
@@ -114,6 +127,7 @@ class GRPOSettings(CommonSettings):
     mask_truncated_completions: bool = True
     reward_weights: tuple[tuple[str, float], ...] = (("correctness", 1.0), ("format", 0.2), ("length", 0.1))
     sample_table_every: int = 10
+    generation: str = "auto"  # auto | vllm_colocate | continuous_batching | generate (see resolve_generation)
     difficulties: tuple[str, ...] = ()  # train only on prompts of these difficulties (easy/medium/hard); (): all
     skip_uninformative: bool = True  # train only on samples whose advantage is not 0 (see grpo.drop_uninformative_rows)
     train_samples_per_group: int = 0  # 0: all; else train on this many of each group, those whose rewards vary most
@@ -139,12 +153,16 @@ _SFT_PRESETS: dict[str, dict[str, dict]] = {
         # examples (three of 100 made it 20.7 min); a LoRA of rank 32 at lr 1e-3 learns far more in those
         # 280 steps than rank 16 at 3e-4 (25% vs 16% held-out, measured).
         "cpu": dict(epochs=1.0, batch_size=8, lr=1e-3, lora_r=32, lora_alpha=64, max_length=384, save_steps=140,
-                    eval_steps=140, max_train_examples=2240, max_val_examples=50),
+                    eval_steps=140, max_train_examples=2240, max_val_examples=50,
+                    max_tokens_per_pass=512),  # same gradient in passes of <= 512 tokens: peak 2.9 GB, not 7.6 (2026-12-02)
         "cuda": dict(epochs=2.0, batch_size=16, lr=2e-4, max_length=512, save_steps=200, eval_steps=200),
     },
+    # CPU: the default's training exactly (4 x 2 accumulated is the same batch of 8, the same loss normaliser),
+    # in passes of at most 256 tokens: under 2 GB (measured), for a machine with 4 GB.
     "low_memory": {
         "cpu": dict(epochs=1.0, batch_size=4, grad_accum=2, lr=1e-3, lora_r=32, lora_alpha=64, max_length=320,
-                    save_steps=140, eval_steps=140, max_train_examples=2240, max_val_examples=50),
+                    save_steps=140, eval_steps=140, max_train_examples=2240, max_val_examples=50,
+                    max_tokens_per_pass=256),
         "cuda": dict(epochs=2.0, batch_size=4, grad_accum=4, max_length=512, load_in_4bit=True,
                      gradient_checkpointing=True, optim="paged_adamw_8bit", save_steps=200, eval_steps=200),
     },
@@ -171,13 +189,13 @@ _GRPO_PRESETS: dict[str, dict[str, dict]] = {
         "cpu": dict(max_steps=70, batch_size=64, num_generations=8, train_samples_per_group=4, max_new_tokens=128,
                     temperature=0.7, lr=2e-4, beta=0.04, num_iterations=1, scale_rewards="batch",
                     difficulties=("easy", "medium"), lora_dropout=0.0, lr_scheduler="constant_with_warmup",
-                    logging_steps=1, save_steps=10),
+                    logging_steps=1, save_steps=10, max_tokens_per_pass=512),  # same gradient, less memory
         "cuda": dict(max_steps=300, batch_size=64, num_generations=8, max_new_tokens=256, lr=5e-5, beta=0.04,
                      lora_dropout=0.0, lr_scheduler="constant_with_warmup", logging_steps=1, save_steps=50),
     },
     "low_memory": {
         "cpu": dict(max_steps=50, batch_size=8, num_generations=4, max_new_tokens=128, lr=1e-4, beta=0.04,
-                    lr_scheduler="constant_with_warmup", logging_steps=1, save_steps=10),
+                    lr_scheduler="constant_with_warmup", logging_steps=1, save_steps=10, max_tokens_per_pass=256),
         "cuda": dict(max_steps=300, batch_size=8, num_generations=4, max_new_tokens=256, lr=5e-5, beta=0.04,
                      lr_scheduler="constant_with_warmup", load_in_4bit=True, gradient_checkpointing=True,
                      optim="paged_adamw_8bit", logging_steps=1, save_steps=50),
@@ -206,6 +224,7 @@ _CHOICES = {
     "loss_type": ("grpo", "dapo", "dr_grpo", "bnpo"),
     "scale_rewards": ("group", "batch", "none"),
     "report_to": ("none", "tensorboard", "trackio"),
+    "generation": ("auto", "vllm_colocate", "continuous_batching", "generate"),
 }
 
 
@@ -223,10 +242,15 @@ def _settings_class(stage: str):
 
 
 def _device_values(device: DeviceInfo) -> dict:
-    """Numerics per device: float32 on CPU (bf16 matmuls are ~8x slower there), bf16 on GPUs that have it."""
+    """Numerics per device: float32 on CPU (bf16 matmuls are ~8x slower there), bf16 on GPUs that have it.
+
+    On a GPU, attention is FlashAttention-2 when the ``flash_attn`` package is installed and the GPU
+    has compute capability 8.0 or more (its kernels need Ampere or newer), else PyTorch's SDPA.
+    """
     if device.kind == "cuda":
         dtype = "bfloat16" if device.bf16_supported else "float16"
-        return dict(device="cuda", dtype=dtype)
+        attn = "flash_attention_2" if device.flash_attn and tuple(device.capability) >= (8, 0) else "sdpa"
+        return dict(device="cuda", dtype=dtype, attn_implementation=attn)
     return dict(device="cpu", dtype="float32", gradient_checkpointing=False, load_in_4bit=False,
                 optim="adamw_torch")
 
@@ -312,6 +336,23 @@ def resolve(preset: str, stage: str = "sft", device: DeviceInfo | None = None, *
     if values.get("dtype") == "bfloat16" and device.kind == "cuda" and not device.bf16_supported:
         values["dtype"] = "float16"
         notes.append("this GPU has no bf16; using float16.")
+    if values.get("attn_implementation") == "flash_attention_2" and not (
+            device.kind == "cuda" and device.flash_attn and tuple(device.capability) >= (8, 0)):
+        values["attn_implementation"] = "sdpa"
+        notes.append("flash_attention_2 needs the flash_attn package and a GPU of compute capability 8.0+; "
+                     "using sdpa.")
+    if stage == "grpo":
+        values["generation"], note = resolve_generation(values.get("generation", "auto"), device,
+                                                        bool(values.get("load_in_4bit")))
+        if note:
+            notes.append(note)
+    settings = cls(**values, notes=())
+    if device.kind == "cuda":  # the estimated peak must fit the card (helpers.gpu_memory)
+        from helpers.gpu_memory import fit_to_card
+
+        settings, note = fit_to_card(settings, stage, device, {k for k, v in overrides.items() if v is not None})
+        if note:
+            notes.append(note)
     if values.get("difficulties"):
         from helpers.problems import DIFFICULTIES
 
@@ -327,8 +368,34 @@ def resolve(preset: str, stage: str = "sft", device: DeviceInfo | None = None, *
                              + ("-e '.[tracking]'" if values["report_to"] == "tensorboard" else "trackio"))
     if stage == "grpo" and preset == "from_sft" and not values.get("sft_model"):
         notes.append("from_sft needs sft_model (an SFT run's final_model); the notebook finds the newest one.")
-    values["notes"] = tuple(notes)
-    return cls(**values)
+    return dataclasses.replace(settings, notes=tuple(notes))
+
+
+def resolve_generation(asked: str, device: DeviceInfo, load_in_4bit: bool = False) -> tuple[str, str | None]:
+    """How GRPO samples its completions on this device: (path, note or None). Used by ``resolve``.
+
+    ``auto`` picks the fastest path TRL 1.16 offers that fits: on a GPU, vLLM in
+    colocate mode (``use_vllm=True, vllm_mode="colocate"``: vLLM shares the
+    training GPU) when ``vllm`` is installed, except with 4-bit weights, where
+    vLLM would hold a second copy of the model in the memory that 4-bit was
+    chosen to save; else transformers' continuous batching
+    (``use_transformers_continuous_batching=True``, paged KV cache, finished
+    sequences replaced at once); on a CPU always plain ``generate``, the path
+    every CPU figure in the README was measured with.
+
+    >>> resolve_generation("auto", DeviceInfo())
+    ('generate', None)
+    >>> resolve_generation("auto", DeviceInfo(kind="cuda", memory_gb=80.0, vllm=True))[0]
+    'vllm_colocate'
+    """
+    if device.kind != "cuda":
+        note = None if asked in ("auto", "generate") else f"generation={asked} needs a CUDA GPU; using generate."
+        return "generate", note
+    if asked == "auto":
+        return ("vllm_colocate" if device.vllm and not load_in_4bit else "continuous_batching"), None
+    if asked == "vllm_colocate" and not device.vllm:
+        return "continuous_batching", "generation=vllm_colocate needs the vllm package; using continuous_batching."
+    return asked, None
 
 
 def as_dict(settings) -> dict:

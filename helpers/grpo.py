@@ -15,7 +15,10 @@ that decide whether GRPO teaches anything on a small model:
   before the backward pass, and a log that shows how many groups had any
   reward spread (zero spread teaches nothing) next to reward, KL, loss and length;
 - sampling on a GPU in bf16 keeps the LM head in float32 and drops invalid
-  logits, the fix for the device-side assert seen with TRL's plain recipe.
+  logits, the fix for the device-side assert seen with TRL's plain recipe;
+  on a GPU the fastest generation path TRL offers there (vLLM colocate,
+  continuous batching, or plain generate; helpers.config.resolve_generation)
+  samples, and the plan and run.json say which one ran.
 
 What every trainer shares (run folder, resume, dry run, OOM retry, NaN guard,
 ``final_model/``) is helpers.training; the TRL subclass is helpers.grpo_trainer.
@@ -25,6 +28,7 @@ Used in 04_grpo_train and by ``python -m helpers.grpo``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shutil
@@ -35,6 +39,7 @@ from pathlib import Path
 
 from helpers import config as cfg
 from helpers.answers import chat_messages
+from helpers.distributed import effective_batch, launch_notes
 from helpers.memory import apply_memory_savers
 from helpers.runs import TrainingLog, latest_run, write_json_atomic
 from helpers.training import (RunSetupError, Stage, TrainingResult, cli_main, load_rows, lora_config, run_training,
@@ -79,7 +84,7 @@ def load_policy(settings: cfg.GRPOSettings, sft_adapter: Path | None):
     from helpers.models import load_adapter, load_base_model, load_tokenizer
 
     model = load_base_model(settings.model_name, dtype=settings.dtype, load_in_4bit=settings.load_in_4bit,
-                            attn_implementation=settings.attn_implementation)
+                            device=settings.device, attn_implementation=settings.attn_implementation)
     tokenizer = load_tokenizer(str(sft_adapter) if sft_adapter else settings.model_name)
     if sft_adapter is None:
         return model, tokenizer, None
@@ -189,6 +194,35 @@ class SampleRecorder:
         return rows
 
 
+@contextlib.contextmanager
+def tied_head_visible_to_trl(model, cast_lm_head_to_fp32: bool):
+    """Let TRL 1.16 cast a tied LM head to float32 on a model it wraps in PEFT.
+
+    With ``cast_lm_head_to_fp32`` and tied embeddings (SmolLM2, Qwen2.5), GRPOTrainer hooks the input
+    embedding of ``peft_model.model.embed_tokens``; on a PeftModel ``.model`` is the causal LM itself,
+    whose embedding sits one level lower, so TRL raises ``AttributeError: 'LlamaForCausalLM' object has
+    no attribute 'embed_tokens'`` (measured with the tiny test model on CPU). For the trainer's
+    construction only, the causal LM answers ``embed_tokens`` with its input embedding (a plain attribute,
+    not a registered submodule, so no weights are duplicated or saved twice).
+    """
+    alias = cast_lm_head_to_fp32 and getattr(model.config, "tie_word_embeddings", False) and \
+        not hasattr(model, "embed_tokens")
+    if alias:
+        object.__setattr__(model, "embed_tokens", model.get_input_embeddings())
+    try:
+        yield
+    finally:
+        if alias:
+            model.__dict__.pop("embed_tokens", None)
+
+
+def generation_path(trainer) -> str:
+    """Which of TRL's generation paths a GRPO trainer runs (what TRL set up, for the plan and run.json)."""
+    if getattr(trainer, "use_vllm", False):
+        return f"vllm_{trainer.vllm_mode}"
+    return "continuous_batching" if getattr(trainer, "use_transformers_continuous_batching", False) else "generate"
+
+
 def build_grpo_trainer(settings: cfg.GRPOSettings, model, tokenizer, train_rows, output_dir, callbacks=(),
                        recorder: SampleRecorder | None = None, lora_target_modules=None):
     """TRL's GRPOTrainer with LoRA, the workbook's rewards and device-aware numerics."""
@@ -206,6 +240,7 @@ def build_grpo_trainer(settings: cfg.GRPOSettings, model, tokenizer, train_rows,
         raise ValueError(f"batch_size: must be a multiple of num_generations ({settings.num_generations}), "
                          f"got {settings.batch_size}")
     gpu_bf16 = settings.device == "cuda" and settings.dtype != "float32"
+    vllm = settings.generation == "vllm_colocate"
     args = GRPOConfig(
         output_dir=str(output_dir),
         num_generations=settings.num_generations,
@@ -220,7 +255,11 @@ def build_grpo_trainer(settings: cfg.GRPOSettings, model, tokenizer, train_rows,
         mask_truncated_completions=settings.mask_truncated_completions,
         reward_weights=ws,
         cast_lm_head_to_fp32=gpu_bf16,
-        generation_kwargs={"remove_invalid_values": True} if gpu_bf16 else None,
+        # transformers' logits processor; vLLM's SamplingParams has no such argument
+        generation_kwargs={"remove_invalid_values": True} if gpu_bf16 and not vllm else None,
+        use_vllm=vllm,  # settings.generation, chosen per device by config.resolve_generation
+        vllm_mode="colocate",
+        use_transformers_continuous_batching=settings.generation == "continuous_batching",
         log_completions=False,
         **trainer_arguments(settings),
     )
@@ -228,8 +267,9 @@ def build_grpo_trainer(settings: cfg.GRPOSettings, model, tokenizer, train_rows,
     if lora_target_modules:
         peft.target_modules = set(lora_target_modules)
     dataset = Dataset.from_list([to_prompt_row(r) for r in train_rows])
-    trainer = WorkbookGRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=dataset,
-                            processing_class=tokenizer, peft_config=peft, callbacks=list(callbacks))
+    with tied_head_visible_to_trl(model, args.cast_lm_head_to_fp32):
+        trainer = WorkbookGRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=dataset,
+                                      processing_class=tokenizer, peft_config=peft, callbacks=list(callbacks))
     trainer.skip_uninformative_rows = settings.skip_uninformative
     trainer.train_samples_per_group = settings.train_samples_per_group
     return apply_memory_savers(trainer, settings.max_tokens_per_pass)  # same loss and gradient, less memory
@@ -325,17 +365,20 @@ class GRPOStage(Stage):
         from_sft = settings.preset == "from_sft" or bool(settings.sft_model)
         self.sft_adapter = resolve_sft_model(settings.sft_model) if from_sft else None
         self.recorder, self.samples, self.zero_warnings = SampleRecorder(), [], []
-        per_step = settings.batch_size * settings.grad_accum // settings.num_generations
+        batch = effective_batch(settings)  # samples: per-device batch x processes x accumulation
+        per_step = batch["effective_batch"] // settings.num_generations
         steps = settings.max_steps if settings.max_steps > 0 else math.ceil(len(self.rows) / per_step * settings.epochs)
-        return {
+        self.plan = {
             "preset": settings.preset, "device": settings.device,
             "start": str(self.sft_adapter) if self.sft_adapter else "base",
             "kl_reference": "the SFT policy (GRPO adapter disabled)" if self.sft_adapter else "the base model",
             "train_prompts": len(self.rows), "bad_rows_dropped": len(bad),
             "numeric_prompts": sum(1 for r in self.rows if r.get("final_answer")),
-            "prompts_per_step": per_step, "samples_per_step": per_step * settings.num_generations,
-            "steps": steps, "reward_weights": dict(settings.reward_weights), "notes": list(settings.notes),
+            "prompts_per_step": per_step, "samples_per_step": per_step * settings.num_generations, **batch,
+            "steps": steps, "reward_weights": dict(settings.reward_weights),
+            "notes": list(settings.notes) + launch_notes(),
         }
+        return self.plan
 
     def load_model(self, settings) -> None:
         self.model, self.tokenizer, self.sft_lora = load_policy(settings, self.sft_adapter)
@@ -346,8 +389,10 @@ class GRPOStage(Stage):
 
     def build(self, settings, output_dir, callbacks):
         targets = sorted({k.rsplit(".", 1)[-1] for k in self.sft_lora["layers"]}) if self.sft_lora else None
-        return build_grpo_trainer(settings, self.model, self.tokenizer, self.rows, output_dir, callbacks,
-                                  self.recorder, targets)
+        trainer = build_grpo_trainer(settings, self.model, self.tokenizer, self.rows, output_dir, callbacks,
+                                     self.recorder, targets)
+        self.plan["generation"] = generation_path(trainer)  # what runs: the plan table and run.json
+        return trainer
 
     def dry_run(self, trainer, settings, plan, out_dir) -> None:
         """One real GRPO step, timed, on a throwaway copy of the adapter (restored afterwards)."""

@@ -11,7 +11,15 @@ TRL methods overridden or called, and why:
 - ``GRPOTrainer._generate_single_turn`` (overridden): the LoRA adapter is merged into the weights
   while sampling (``merge_adapter`` / ``unmerge_adapter``). Unmerged, every forward pass during
   generation runs seven extra low-rank matmuls per layer; merged, the model is a plain dense model
-  (sampling ~1.2x faster on CPU). Not with 4/8-bit weights or several processes.
+  (sampling ~1.2x faster on CPU). Only in float32 (a bf16 merge and unmerge rounds the base weights),
+  not with 4/8-bit weights, vLLM or several processes. With continuous batching
+  (``use_transformers_continuous_batching``) TRL casts the model to bf16 for sampling; the adapter's
+  float32 tensors are put back afterwards.
+- ``GRPOTrainer._generate_and_score_completions`` also checks that this process's rows are whole
+  groups (TRL's ``RepeatSampler`` repeats each prompt ``num_generations`` times in a row), and under
+  ``accelerate launch`` gathers what it counts (``self.accelerator.gather``) so that the zero-spread
+  share, ``trained_fraction`` and the down-sampled loss normaliser cover every process, as TRL's own do,
+  and keeps as many rows on every process (``GRPOTrainer._compute_loss`` gathers per-row clip ratios).
 - ``GRPOTrainer._generate_and_score_completions`` (overridden, calls TRL's first): with ``beta``
   set to 0 for the call, TRL skips its reference pass; afterwards this trainer
   1. corrects TRL's ``frac_reward_zero_std`` metric (TRL's ``isclose(std, 0)`` misses groups whose
@@ -43,7 +51,14 @@ TRL_VERSION = "1.16.0"
 ADVANTAGE_TOLERANCE = 1e-2
 
 
-def drop_uninformative_rows(batch: dict) -> dict:
+def informative_rows(batch: dict):
+    """Which samples can change the policy: a non-zero advantage and at least one unmasked completion token."""
+    advantages, completion_mask = batch["advantages"], batch["completion_mask"]
+    informative = completion_mask.sum(dim=1) > 0
+    return informative & (advantages.abs() >= ADVANTAGE_TOLERANCE).reshape(len(advantages), -1).any(dim=1)
+
+
+def drop_uninformative_rows(batch: dict, min_rows: int = 1) -> dict:
     """The generation batch without the samples that cannot change the policy, and with less padding.
 
     A sample whose advantage is 0 (every sample of its group got the same reward;
@@ -53,7 +68,10 @@ def drop_uninformative_rows(batch: dict) -> dict:
     training, and the columns that are padding in every kept row are cut.
     ``num_items_in_batch`` (the DAPO loss normaliser) keeps its value, so the
     policy-gradient part of the loss is exactly what it was; what is lost is
-    only the KL penalty on the dropped samples. At least one row is kept.
+    only the KL penalty on the dropped samples. At least ``min_rows`` rows are kept
+    (uninformative ones fill up, in order): under several processes every process
+    keeps as many rows as the one with the most, because TRL gathers per-row metrics
+    in its loss and a gather of unequal sizes aborts gloo and NCCL.
 
     >>> import torch
     >>> b = {"prompt_ids": torch.tensor([[0, 5], [6, 7]]), "prompt_mask": torch.tensor([[0, 1], [1, 1]]),
@@ -65,11 +83,11 @@ def drop_uninformative_rows(batch: dict) -> dict:
     """
     import torch
 
-    advantages, completion_mask = batch["advantages"], batch["completion_mask"]
-    informative = completion_mask.sum(dim=1) > 0
-    informative &= (advantages.abs() >= ADVANTAGE_TOLERANCE).reshape(len(advantages), -1).any(dim=1)
-    if not informative.any():
-        informative[0] = True
+    advantages = batch["advantages"]
+    informative = informative_rows(batch)
+    missing = min(min_rows, len(advantages)) - int(informative.sum())
+    if missing > 0:
+        informative[(~informative).nonzero().squeeze(1)[:missing]] = True
     rows = informative.nonzero().squeeze(1)
     size = len(advantages)
     out = {}
@@ -150,9 +168,17 @@ class WorkbookGRPOTrainer(GRPOTrainer):
 
     def _generate_single_turn(self, *args, **kwargs):
         model = self.model
-        can_merge = hasattr(model, "merge_adapter") and not getattr(model, "is_loaded_in_4bit", False) \
-            and not getattr(model, "is_loaded_in_8bit", False) and self.accelerator.num_processes == 1
-        if not can_merge:
+        if self.use_transformers_continuous_batching:
+            # TRL casts the whole model to bf16 for continuous batching (``unwrapped_model.to(torch.bfloat16)``),
+            # the float32 LoRA weights included, and never back (measured on CPU with TRL 1.16): the adapter
+            # would then train in bf16. Their float32 tensors are kept here and put back afterwards.
+            kept = [(p, p.data) for p in model.parameters() if p.requires_grad]
+            try:
+                return super()._generate_single_turn(*args, **kwargs)
+            finally:
+                for param, data in kept:
+                    param.data = data
+        if not self._can_merge_for_sampling():
             return super()._generate_single_turn(*args, **kwargs)
         model.merge_adapter()
         try:
@@ -160,10 +186,41 @@ class WorkbookGRPOTrainer(GRPOTrainer):
         finally:
             model.unmerge_adapter()
 
+    def _can_merge_for_sampling(self) -> bool:
+        """Merging the adapter for sampling is exact only in float32: W + BA - BA rounds in bf16, and over
+        hundreds of steps the base weights (the KL reference too) drift (huggingface/trl#6688). Not with
+        4/8-bit weights, with vLLM (which syncs its own copy) or with several processes."""
+        import torch
+
+        model = self.model
+        if not hasattr(model, "merge_adapter") or getattr(model, "is_loaded_in_4bit", False) \
+                or getattr(model, "is_loaded_in_8bit", False) or self.use_vllm or self.accelerator.num_processes > 1:
+            return False
+        base = next((p for n, p in model.named_parameters() if "base_layer" in n), None)
+        return base is not None and base.dtype == torch.float32
+
+    def _check_whole_groups(self, inputs) -> None:
+        """This process's rows must be whole groups: each prompt ``num_generations`` times in a row.
+
+        TRL's RepeatSampler yields every prompt ``num_generations`` times in a row and each process takes
+        whole per-device batches, so with ``per_device_train_batch_size`` a multiple of ``num_generations``
+        (helpers.grpo checks it) no group is split across processes. The workbook's group-wise steps below
+        (zero-spread count, max-variance down-sampling) read groups from this process's rows, so a split
+        group would be wrong silently; it stops here instead.
+        """
+        size = self.num_generations
+        keys = [str(row.get("prompt")) if isinstance(row, dict) else str(row) for row in inputs]
+        if len(keys) % size or any(len(set(keys[i:i + size])) != 1 for i in range(0, len(keys), size)):
+            raise RuntimeError(f"process {self.accelerator.process_index} got {len(keys)} rows that are not whole "
+                               f"groups of {size} samples of one prompt; keep batch_size a multiple of "
+                               "num_generations")
+
     def _generate_and_score_completions(self, inputs):
         # The reference log-probs (for the KL term) are computed here after the uninformative samples are
         # dropped, not by TRL before it knows the advantages: one forward pass over the kept rows only.
         late_reference = self.reference_after_dropping and self.beta != 0.0 and self.model.training
+        if self.model.training:
+            self._check_whole_groups(inputs)
         beta = self.beta
         if late_reference:
             self.beta = 0.0  # TRL then skips its reference pass
@@ -175,6 +232,7 @@ class WorkbookGRPOTrainer(GRPOTrainer):
             # TRL counts a group as all-equal with isclose(std, 0, atol=1e-8), which misses groups whose
             # weighted rewards differ only by rounding; count them by their advantages instead.
             adv = batch["advantages"].reshape(len(batch["advantages"]), -1).abs().amax(dim=1)
+            adv = self.accelerator.gather(adv)  # every process's groups, as TRL's own count
             zero = self._metrics["train"].get("frac_reward_zero_std")
             if zero and len(adv) % self.num_generations == 0:
                 groups = adv.reshape(-1, self.num_generations).amax(dim=1) < ADVANTAGE_TOLERANCE
@@ -182,11 +240,21 @@ class WorkbookGRPOTrainer(GRPOTrainer):
         if self.model.training and 0 < self.train_samples_per_group < self.num_generations:
             # Zeroes the advantages of the samples not chosen; valid however the batch is sliced later.
             batch = keep_max_variance_samples(batch, self.num_generations, self.train_samples_per_group)
+            if self.accelerator.num_processes > 1:  # TRL's normaliser counts the tokens of every process
+                batch["num_items_in_batch"] = self.accelerator.gather(
+                    batch["num_items_in_batch"].reshape(1).to(self.accelerator.device)).sum()
         # Only when the whole generation batch is one training batch (one slice per generation).
         if self.skip_uninformative_rows and self.model.training and self.args.steps_per_generation == 1:
-            before = len(batch["advantages"])
-            batch = drop_uninformative_rows(batch)
-            self._metrics["train"]["trained_fraction"].append(len(batch["advantages"]) / before)
+            import torch
+
+            before, min_rows = len(batch["advantages"]), 1
+            if self.accelerator.num_processes > 1:  # as many rows on every process (see drop_uninformative_rows)
+                kept = informative_rows(batch).sum().reshape(1).to(self.accelerator.device)
+                min_rows = max(1, int(self.accelerator.gather(kept).max()))
+            batch = drop_uninformative_rows(batch, min_rows)
+            counts = self.accelerator.gather(torch.tensor([[len(batch["advantages"]), before]],
+                                                          device=self.accelerator.device)).sum(dim=0)
+            self._metrics["train"]["trained_fraction"].append(float(counts[0] / counts[1]))
         if late_reference:
             batch["ref_per_token_logps"] = self._reference_log_probs(batch)
         return batch

@@ -169,7 +169,14 @@ def torch_dtype(name: str):
 
 
 def quantization_config(load_in_4bit: bool = False, load_in_8bit: bool = False, compute_dtype: str = "bfloat16"):
-    """bitsandbytes settings: NF4 with double quantization for 4-bit (QLoRA), or plain 8-bit."""
+    """bitsandbytes settings: NF4 with double quantization for 4-bit (QLoRA), or plain 8-bit.
+
+    The model is deliberately not passed through PEFT's ``prepare_model_for_kbit_training``: it casts every
+    non-4-bit weight to float32 (embedding and LM head: +1.7 GB on deepseek-math-7b, the margin that lets
+    it train on 8 GB; peft#1149, bitsandbytes#1569), and what QLoRA needs from it is done by TRL 1.16 when
+    it wraps the model: the base frozen, input gradients enabled for gradient checkpointing, the adapter in
+    bf16. With transformers 5.24's default ``use_reentrant=False`` checkpointing needs no input-grad hook.
+    """
     if not (load_in_4bit or load_in_8bit):
         return None
     from transformers import BitsAndBytesConfig
@@ -213,17 +220,40 @@ def load_base_model(
     )
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
-    if quantized:
-        kwargs["device_map"] = {"": torch.cuda.current_device()}
+    device_map = cuda_device_map(device, quantized)
+    if device_map is not None:
+        kwargs["device_map"] = device_map
     try:
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except OSError as err:
         if Path(path).exists():
             raise ModelLoadError(f"Could not load the model in {path}: {err}") from err
         raise _hub_error(name, err) from err
-    if device and not quantized:
+    if device and device_map is None and not quantized:
         model.to(device)
     return model
+
+
+def cuda_device_map(device: str | None, quantized: bool = False) -> dict | None:
+    """Where ``from_pretrained`` puts the weights on a GPU: the whole model on this process's GPU, or None.
+
+    Under ``accelerate launch`` (DDP) each process trains its own copy on its own GPU, ``LOCAL_RANK``.
+    ``torch.cuda.current_device()`` is 0 in every process until the Accelerator exists, which would put every
+    copy of a 4-bit model on GPU 0 (bitsandbytes weights cannot be moved after loading; see
+    huggingface/trl#921, accelerate#1840). Loading straight onto the GPU also skips a full copy in CPU memory
+    (14 GB for a 7B model in bf16). Under FSDP the full-precision weights stay on the CPU for accelerate to
+    shard (None); on a CPU there is nothing to map (None).
+
+    >>> cuda_device_map("cpu"), cuda_device_map(None)
+    (None, None)
+    """
+    if not quantized and not str(device or "").startswith("cuda"):
+        return None
+    if not quantized and os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("1", "true"):
+        return None
+    if str(device or "").startswith("cuda:"):
+        return {"": int(str(device).split(":", 1)[1])}
+    return {"": int(os.environ.get("LOCAL_RANK", "0"))}
 
 
 def load_adapter(base_model, adapter_path: str | Path, trainable: bool = False):

@@ -21,13 +21,13 @@ The same function runs from 02_sft_train and from the command line
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 from pathlib import Path
 
 from helpers import config as cfg
 from helpers.answers import chat_messages
+from helpers.distributed import effective_batch, launch_notes
 from helpers.memory import apply_memory_savers
 from helpers.training import (RunSetupError, Stage, TrainingResult, cli_main, load_rows, lora_config, run_training,
                               select_rows, trainer_arguments)
@@ -138,23 +138,23 @@ class SFTStage(Stage):
         self.val_rows, val_too_long, _ = fit_rows(val_rows, self.tokenizer, settings.max_length)
         if not self.train_rows:
             raise RunSetupError(f"train_data: no row of {self.train_data} fits max_length={settings.max_length} tokens")
-        per_step = settings.batch_size * settings.grad_accum * int(os.environ.get("WORLD_SIZE", "1"))
-        steps_per_epoch = math.ceil(len(self.train_rows) / per_step)
+        batch = effective_batch(settings)  # per-device batch x processes x accumulation
+        steps_per_epoch = math.ceil(len(self.train_rows) / batch["effective_batch"])
         return {
             "preset": settings.preset, "device": settings.device,
             "train_examples": len(self.train_rows), "val_examples": len(self.val_rows),
             "train_tokens": sum(lengths), "mean_tokens_per_example": round(sum(lengths) / len(lengths), 1),
             "dropped_too_long": len(too_long) + len(val_too_long), "too_long_examples": too_long[:10],
-            "bad_rows_dropped": len(bad_train) + len(bad_val), "effective_batch": per_step,
+            "bad_rows_dropped": len(bad_train) + len(bad_val), **batch,
             "steps": settings.max_steps if settings.max_steps > 0 else math.ceil(steps_per_epoch * settings.epochs),
-            "notes": list(settings.notes),
+            "notes": list(settings.notes) + launch_notes(),
         }
 
     def load_model(self, settings) -> None:
         from helpers.models import load_base_model
 
         self.model = load_base_model(settings.model_name, dtype=settings.dtype, load_in_4bit=settings.load_in_4bit,
-                                     attn_implementation=settings.attn_implementation)
+                                     device=settings.device, attn_implementation=settings.attn_implementation)
 
     def build(self, settings, output_dir, callbacks):
         return build_sft_trainer(settings, self.model, self.tokenizer, self.train_rows, self.val_rows, output_dir,

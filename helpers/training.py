@@ -85,7 +85,9 @@ class Stage:
         return {"data_files": {}}
 
     def save_weights(self, trainer, folder: Path) -> None:
-        trainer.model.save_pretrained(folder, safe_serialization=True)
+        # under FSDP run_training gathered the whole state dict first (each process holds a shard)
+        trainer.model.save_pretrained(folder, safe_serialization=True,
+                                      state_dict=getattr(trainer, "full_state_dict", None))
 
     def plot(self, rows: list[dict]):
         raise NotImplementedError
@@ -197,18 +199,27 @@ def find_resume_checkpoint(run_root: Path, resume: str | bool | None) -> str | N
     return str(path)
 
 
-def open_run_dir(stage: str, output_dir, allow_outside_output: bool, dry_run: bool) -> RunPaths | None:
+def open_run_dir(stage: str, output_dir, allow_outside_output: bool, dry_run: bool,
+                 cpu: bool = True) -> RunPaths | None:
     """The run folder: a new ``output/<stage>_<date>`` or the given one (checked to be under output/).
 
-    Only the main process creates it; a dry run creates nothing.
+    Only the main process creates it; under ``accelerate launch`` the other processes get its name from
+    the main process (helpers.distributed), so all of them checkpoint into one folder. A dry run creates
+    nothing. ``cpu``: the processes train on CPUs.
     """
-    if dry_run or not is_main_process():
-        return None if output_dir is None or dry_run else RunPaths(check_output_path(output_dir, allow_outside_output))
-    if output_dir is None:
-        return new_run_dir(stage)
-    root = check_output_path(output_dir, allow_outside_output)
-    root.mkdir(parents=True, exist_ok=True)
-    return RunPaths(root)
+    if dry_run:
+        return None
+
+    def create() -> str:
+        if output_dir is None:
+            return str(new_run_dir(stage).root)
+        root = check_output_path(output_dir, allow_outside_output)
+        root.mkdir(parents=True, exist_ok=True)
+        return str(root)
+
+    from helpers.distributed import share_from_main
+
+    return RunPaths(Path(share_from_main(create, cpu)))
 
 
 def save_final_model(run: RunPaths, tokenizer, save_weights) -> Path:
@@ -246,12 +257,13 @@ def run_training(stage: Stage, settings, output_dir=None, resume=None, dry_run: 
     from transformers import set_seed
 
     from helpers.callbacks import NonFiniteLossCallback, StepTimer, TrainingLogCallback
+    from helpers.distributed import ProcessRecord, gather_records, replicas_in_sync
 
     root = check_output_path(output_dir, allow_outside_output) if output_dir is not None else None
     checkpoint = find_resume_checkpoint(root, resume) if (resume and root and not dry_run) else None
     set_seed(settings.seed)
     stage.load_model(settings)  # after the resume check: a checkpoint of another run fails before any model loads
-    run = open_run_dir(stage.name, output_dir, allow_outside_output, dry_run)
+    run = open_run_dir(stage.name, output_dir, allow_outside_output, dry_run, cpu=settings.device == "cpu")
     nan_guard, timer, log_cb = NonFiniteLossCallback(), StepTimer(), None
     log = TrainingLog(run.training_log, stage.log_columns) if run is not None and is_main_process() else None
     own = [nan_guard, timer, *stage.callbacks(settings, log)]
@@ -262,6 +274,7 @@ def run_training(stage: Stage, settings, output_dir=None, resume=None, dry_run: 
         own.append(log_cb)
     out_dir = run.root if run else output_root() / ".dry_run"
     trainer = stage.build(settings, out_dir, own + list(callbacks))
+    process = ProcessRecord().attach(trainer)  # what this process trains on; run.json "processes"
     plan["trainable_parameters"], plan["total_parameters"] = trainer.model.get_nb_trainable_parameters()
     if plan["trainable_parameters"] <= 0:
         raise RuntimeError(f"{stage.name} would train nothing: the model has no trainable parameters")
@@ -301,6 +314,10 @@ def run_training(stage: Stage, settings, output_dir=None, resume=None, dry_run: 
         return run_training(stage, smaller, run.root if run else output_dir, checkpoint, dry_run, on_log_row,
                             allow_outside_output, callbacks, halve_batch_on_oom=False)
     rows = log_cb.rows if log_cb else []
+    processes = gather_records(process)  # every process takes part; the main process gets all records
+    sharded = bool(getattr(trainer, "is_fsdp_enabled", False))
+    if status == "completed" and sharded:  # FSDP: the whole state dict, gathered by every process together
+        trainer.full_state_dict = trainer.accelerator.get_state_dict(trainer.model)
     if is_main_process():
         step = trainer.state.global_step
         if status == "completed":
@@ -313,7 +330,8 @@ def run_training(stage: Stage, settings, output_dir=None, resume=None, dry_run: 
         if rows:
             stage.plot(rows).savefig(run.figure(stage.figure), dpi=110, bbox_inches="tight")
         finish_run(run, status, reason, global_step=step, train_seconds=round(sum(timer.times), 1),
-                   peak_memory_gb=peak_memory_gb(settings.device), **stage.finish(trainer, run))
+                   peak_memory_gb=peak_memory_gb(settings.device), processes=processes,
+                   replicas_in_sync=None if sharded else replicas_in_sync(processes), **stage.finish(trainer, run))
         write_model_card(run.root)  # final_model/README.md and a portable base in adapter_config.json
     if status == "interrupted":
         raise KeyboardInterrupt(reason)
@@ -390,4 +408,7 @@ def cli_main(stage: str, train, argv=None) -> int:
     if is_main_process():
         print(json.dumps({"status": result.status, "run": str(result.run.root) if result.run else None,
                           "reason": result.reason, "plan": result.plan}, indent=1, default=str))
+    from helpers.distributed import finish_processes
+
+    finish_processes()
     return 0 if result.status in ("completed", "dry_run") else 1
