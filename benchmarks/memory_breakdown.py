@@ -19,7 +19,8 @@ to the process RSS (the gap is what glibc's allocator keeps after ``free``).
 Levers (SFT): ``trl`` (TRL 1.16's fused LM head as TRL sets it up: every position scored, on CPU in tiles of
 4,096 x 32,768), ``labelled_only`` (only labelled positions scored, tiles of 1,024 x 8,192),
 ``no_metrics`` (as labelled_only, without entropy and token accuracy), ``chunks_N`` (labelled_only, and forward +
-backward in row chunks of at most N tokens), ``chunks_N_trim`` (plus ``malloc_trim`` after each step),
+backward in row chunks of at most N tokens), ``chunks_N_trim`` (plus ``malloc_trim`` after each step), ``bits_N_mmap`` (plus glibc told to mmap
+blocks of 1 MB and more, so freed memory leaves the process),
 ``bits_N`` (chunks_N, and LoRA dropout keeping its masks as booleans), ``no_dropout`` (chunks_1024 with LoRA
 dropout 0: changes the training, measured for comparison only),
 ``random_order`` (chunks_1024, batches in random order instead of grouped by length), ``preset`` (the preset
@@ -92,6 +93,20 @@ def malloc_trim() -> None:
     import ctypes
 
     ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def mmap_large_blocks(threshold: int = 1 << 20) -> None:
+    """glibc: blocks from ``threshold`` bytes up always mmapped, so they go back to the OS when freed.
+
+    By default glibc raises this threshold (up to 32 MB) after each large free, and then keeps freed
+    activations in its heap, where RSS does not fall. Setting it fixes it (M_MMAP_THRESHOLD = -3),
+    and a low trim threshold (M_TRIM_THRESHOLD = -1) returns the heap's free top as well.
+    """
+    import ctypes
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallopt(-3, threshold)
+    libc.mallopt(-1, threshold)
 
 
 def wrap_phase(obj, name: str, sampler: RSSSampler, phase: str, after: str | None = None):
@@ -192,7 +207,7 @@ def lever_spec(stage: str, lever: str) -> dict:
     if lever.startswith(("chunks_", "bits_")):
         parts = lever.split("_")
         return dict(labelled_only=True, max_tokens_per_pass=int(parts[1]), trim="trim" in parts,
-                    mask_bits=parts[0] == "bits")
+                    mmap="mmap" in parts, mask_bits=parts[0] == "bits")
     table = SFT_LEVERS if stage == "sft" else {k: v for k, v in SFT_LEVERS.items() if k in ("trl", "labelled_only",
                                                                                               "preset")}
     if lever not in table:
@@ -304,8 +319,10 @@ def _restore_trl_head(trainer):
 def run_sft(lever: str, args) -> dict:
     import torch
 
-    sampler = RSSSampler()
     spec = lever_spec("sft", lever)
+    if spec.get("mmap"):
+        mmap_large_blocks()
+    sampler = RSSSampler()
     settings, trainer = build_sft(spec, args, sampler)
     model = trainer.model
     batches = []
@@ -402,8 +419,10 @@ def run_grpo(lever: str, args) -> dict:
 
     from helpers import config, grpo
 
-    sampler = RSSSampler()
     spec = lever_spec("grpo", lever)
+    if spec.get("mmap"):
+        mmap_large_blocks()
+    sampler = RSSSampler()
     preset = "from_sft" if args.sft_model and args.preset == "default" else args.preset
     overrides = {"max_tokens_per_pass": 0} if _has_field(config.GRPOSettings, "max_tokens_per_pass") and \
         "max_tokens_per_pass" in spec else {}
