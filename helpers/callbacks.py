@@ -19,10 +19,6 @@ from transformers import TrainerCallback
 from helpers.runs import TrainingLog
 
 
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite: the run stops as ``failed`` without a final model."""
-
-
 class TrainingLogCallback(TrainerCallback):
     """Writes one line per logging step to ``training_log.txt`` (main process only).
 

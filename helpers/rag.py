@@ -45,7 +45,7 @@ from helpers import evaluate
 from helpers.answers import answer_line, extract_final_answer, format_final_answer, parse_number
 from helpers.data import clean_rows, load_qa_file, question_key, write_json_atomic
 from helpers.models import EMBEDDED, load_adapter, load_base_model, load_tokenizer
-from helpers.runs import find_runs, output_root, repo_path
+from helpers.runs import atomic_path, output_root, pick_run, repo_path
 
 CONCEPT_QA = "data/concept_qa.json"
 DOCUMENT_SUFFIXES = (".txt", ".md", ".markdown", ".rst")
@@ -241,11 +241,8 @@ def passage_vectors(passages: list[Passage], cache_dir: str | Path | None = None
         if vectors.shape[0] == len(passages):
             return vectors, True
     vectors = embed_texts([p.text for p in passages])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:  # a cache never half-written
         np.save(fh, vectors)
-    tmp.replace(path)
     return vectors, False
 
 
@@ -459,30 +456,21 @@ def passage_table(passages: list[Passage], width: int = 220) -> list[dict]:
 def adapters_from_runs(sft_run: str = "", grpo_run: str = "") -> tuple[dict, list[str]]:
     """``{"base": None, "sft": path, "grpo": path}`` and a message per choice.
 
-    A run given by name or path must have a ``final_model/``; otherwise the newest
-    completed run of the stage (from its ``run.json``) is used, and a stage with
-    no completed run is left out, which the messages say. Used in 06_rag.
+    The runs are found as in 05_compare (``helpers.runs.pick_run``): a run given by
+    name or path must have a ``final_model/``; otherwise the newest completed run
+    of the stage with one is used, and a stage with no such run is left out, which
+    the messages say. Used in 06_rag.
     """
     adapters: dict[str, Path | None] = {"base": None}
     messages = []
     for stage, given, notebook in (("sft", sft_run, "02_sft_train"), ("grpo", grpo_run, "04_grpo_train")):
-        if given:
-            path = repo_path(given)
-            if not path.exists() and (output_root() / given).exists():
-                path = output_root() / given
-            final = path / "final_model" if (path / "final_model").is_dir() else path
-            if not (final / "adapter_config.json").is_file():
-                raise FileNotFoundError(f"{stage.upper()}_RUN: {given} has no final_model/ with an adapter")
-            adapters[stage] = final
-            messages.append(f"{stage}: {final} (given)")
-            continue
-        runs = [r for r in find_runs(stage) if (r / "final_model" / "adapter_config.json").is_file()]
-        if runs:
-            adapters[stage] = runs[0] / "final_model"
-            messages.append(f"{stage}: {runs[0].name} (newest completed run)")
-        else:
+        run = pick_run(stage, given, adapter=True)
+        if run is None:
             messages.append(f"{stage}: no completed run under {output_root()}, so it is left out "
                             f"(run {notebook} to compare it)")
+            continue
+        adapters[stage] = run / "final_model"
+        messages.append(f"{stage}: {run.name} ({'given' if given else 'newest completed run'})")
     if len(adapters) == 1:
         messages.append("Only the base model is compared.")
     return adapters, messages

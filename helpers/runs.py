@@ -12,13 +12,16 @@ Introduced in 00_setup_check; used by 02-06.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,7 +135,11 @@ def git_commit() -> str | None:
     return (commit + ("+dirty" if dirty else "")) if commit else None
 
 
+# ---------------------------------------------------------------- files that are never half-written
+# The one file hash and the one write-to-temp-then-rename of the workbook: data files, run records, model
+# cards, GGUF files, final_model/ and export folders all go through these.
 def sha256_file(path: str | Path) -> str:
+    """SHA-256 (hex) of a file's bytes: the data hashes in run.json, the GGUF hash in export.json."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -140,15 +147,79 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _now() -> str:
-    return dt.datetime.now().astimezone().isoformat(timespec="seconds")
+def write_temp(folder: str | Path, name: str, payload: bytes) -> Path:
+    """``payload`` in a new hidden file ``.<name>.<random>.tmp`` in ``folder``, synced to disk; its path.
+
+    The first half of ``write_atomic``; helpers.data.write_training_files writes every file this way
+    before it renames any of them (all or nothing)."""
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600 files; outputs are meant to be read by others
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)
+
+
+def write_atomic(path: str | Path, payload: bytes | str) -> str:
+    """Write ``payload`` (text as UTF-8) to ``path`` so that it is never half-written; its SHA-256.
+
+    A temp file in the same folder, then ``os.replace``: a reader sees the old file or the new one, and
+    a crash leaves the old one (and no temp file) behind.
+    """
+    path = Path(path)
+    data = payload.encode("utf-8") if isinstance(payload, str) else payload
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = write_temp(path.parent, path.name, data)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return hashlib.sha256(data).hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path):
+    """``write_atomic`` for writers that need a path (``save_pretrained``, the GGUF writer, ``np.save``).
+
+    Yields a hidden temp path next to ``path`` (``.<name>.tmp-<pid>``) for the block to write a file or a
+    whole folder at; when the block ends without an error the temp replaces ``path`` (an old folder there
+    is removed first), otherwise the temp is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    _remove(tmp)
+    try:
+        yield tmp
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)  # os.replace cannot put a folder over a non-empty one
+        os.replace(tmp, path)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def write_json_atomic(path: str | Path, data) -> str:
-    """``helpers.data.write_json_atomic`` for run records: paths and other odd values are written as text."""
-    from helpers.data import write_json_atomic as write
+    """``data`` as JSON (indent=1, UTF-8) through ``write_atomic``; paths and other odd values are written as
+    text. For run records; helpers.data.write_json_atomic is the strict form for data files."""
+    return write_atomic(path, json.dumps(data, indent=1, ensure_ascii=False, default=str) + "\n")
 
-    return write(path, data, default=str)
+
+def _now() -> str:
+    return dt.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
 def read_run(path: str | Path) -> dict:
@@ -219,6 +290,37 @@ def latest_run(stage: str, root: str | Path | None = None) -> Path:
         notebook = {"sft": "02_sft_train", "grpo": "04_grpo_train"}.get(stage, stage)
         raise FileNotFoundError(f"no completed {stage} run under {base}; run {notebook} first")
     return runs[0]
+
+
+def final_adapter(run: str | Path) -> Path | None:
+    """``<run>/final_model`` when it holds an adapter (``adapter_config.json``), else None."""
+    final = Path(run) / "final_model"
+    return final if (final / "adapter_config.json").is_file() else None
+
+
+def pick_run(stage: str, run: str | Path = "", adapter: bool = False, root: str | Path | None = None) -> Path | None:
+    """The run folder a later notebook reads: the one named, else the newest completed run of ``stage``, else None.
+
+    ``run`` names a run folder (a path from the repository root, or a folder name under ``output/``) or its
+    ``final_model/``, and it must have a ``run.json``. With ``adapter=True`` the run must have a final adapter,
+    and only such runs count as the newest. The one way notebooks find runs: 05_compare (through
+    ``helpers.compare``) and 06_rag (``helpers.rag.adapters_from_runs``).
+    """
+    base = Path(root) if root is not None else output_root()
+    if run:
+        path = repo_path(run)
+        if not path.exists() and (base / run).exists():
+            path = base / run
+        if path.name == "final_model" and (path.parent / "run.json").is_file():
+            path = path.parent
+        what = f"{stage.upper()}_RUN: {run}"
+        if not (path / "run.json").is_file():
+            raise FileNotFoundError(f"{what} has no run.json (expected a run folder such as output/{stage}_<date>)")
+        if adapter and final_adapter(path) is None:
+            raise FileNotFoundError(f"{what} has no final_model/ with an adapter")
+        return path
+    runs = [r for r in find_runs(stage, base) if not adapter or final_adapter(r) is not None]
+    return runs[0] if runs else None
 
 
 class TrainingLog:
@@ -296,9 +398,7 @@ def truncate_training_log(path: str | Path, step: int) -> list[dict]:
             except (ValueError, IndexError):
                 break
         kept.append(line)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text("\n".join(kept) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, "\n".join(kept) + "\n")
     return [{**row, "step": int(row["step"])} for row in read_training_log(path) if "step" in row]
 
 

@@ -70,6 +70,7 @@ def build_sft_trainer(settings: cfg.SFTSettings, model, tokenizer, train_rows, v
                       callbacks=()):
     """TRL's SFTTrainer with LoRA, completion-only loss and length-grouped batches."""
     from datasets import Dataset
+    from peft import PeftModel
     from trl import SFTConfig, SFTTrainer
 
     args = SFTConfig(
@@ -93,7 +94,8 @@ def build_sft_trainer(settings: cfg.SFTSettings, model, tokenizer, train_rows, v
         train_dataset=train_ds,
         eval_dataset=val_ds,
         processing_class=tokenizer,
-        peft_config=lora_config(settings),
+        # a model that already carries its LoRA (helpers.rejection_sft's rounds) trains that one
+        peft_config=None if isinstance(model, PeftModel) else lora_config(settings),
         callbacks=list(callbacks),
     )
     return apply_memory_savers(trainer, settings.max_tokens_per_pass)  # same loss and gradient, less memory

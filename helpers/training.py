@@ -27,8 +27,8 @@ from pathlib import Path
 
 from helpers import config as cfg
 from helpers.export import write_model_card
-from helpers.runs import (RunPaths, TrainingLog, check_output_path, checkpoint_step, finish_run, new_run_dir,
-                          output_root, start_run, truncate_training_log)
+from helpers.runs import (RunPaths, TrainingLog, atomic_path, check_output_path, checkpoint_step, finish_run,
+                          new_run_dir, output_root, start_run, truncate_training_log)
 
 
 class RunSetupError(ValueError):
@@ -225,18 +225,10 @@ def open_run_dir(stage: str, output_dir, allow_outside_output: bool, dry_run: bo
 def save_final_model(run: RunPaths, tokenizer, save_weights) -> Path:
     """The one place ``final_model/`` is written, for every trainer: ``save_weights(folder)`` (the adapter in
     safetensors) and the tokenizer go to a temp folder, which is renamed only when both are complete."""
-    tmp = run.root / f".final_model.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        tmp.mkdir(parents=True)
+    with atomic_path(run.final_model) as tmp:  # no half-written model left behind
+        tmp.mkdir()
         save_weights(tmp)
         tokenizer.save_pretrained(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)  # no half-written model left behind
-        raise
-    if run.final_model.exists():
-        shutil.rmtree(run.final_model)
-    os.replace(tmp, run.final_model)
     return run.final_model
 
 

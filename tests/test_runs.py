@@ -65,3 +65,38 @@ def test_atomic_json_leaves_no_temp_files(tmp_path):
     runs.write_json_atomic(tmp_path / "a.json", {"x": 1})
     assert json.loads((tmp_path / "a.json").read_text()) == {"x": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_atomic_path_replaces_a_folder_only_when_the_block_succeeds(tmp_path):
+    target = tmp_path / "final_model"
+    with runs.atomic_path(target) as tmp:
+        tmp.mkdir()
+        (tmp / "adapter.bin").write_text("one")
+    assert (target / "adapter.bin").read_text() == "one"
+    with pytest.raises(RuntimeError, match="disk"):
+        with runs.atomic_path(target) as tmp:
+            tmp.mkdir()
+            (tmp / "adapter.bin").write_text("two")
+            raise RuntimeError("disk full")
+    assert (target / "adapter.bin").read_text() == "one"  # the old folder is left as it was
+    assert [p.name for p in tmp_path.iterdir()] == ["final_model"]  # and no temp behind
+    digest = runs.write_atomic(tmp_path / "card.md", "é\n")
+    assert digest == runs.sha256_file(tmp_path / "card.md") and (tmp_path / "card.md").read_text() == "é\n"
+
+
+def test_pick_run_is_the_one_way_to_find_runs(workbook_output):
+    old, new = runs.new_run_dir("sft"), runs.new_run_dir("sft")
+    for p, started in ((old, "2026-01-01"), (new, "2026-01-02")):
+        runs.write_json_atomic(p.run_json, {"stage": "sft", "status": "completed", "started": started})
+    (old.final_model).mkdir()
+    (old.final_model / "adapter_config.json").write_text("{}")
+    assert runs.pick_run("sft") == new.root  # the newest completed run
+    assert runs.pick_run("sft", adapter=True) == old.root  # the newest with a final adapter
+    assert runs.final_adapter(old.root) == old.final_model and runs.final_adapter(new.root) is None
+    for given in (old.name, str(old.root), str(old.final_model)):  # a name under output/, a path, its final_model/
+        assert runs.pick_run("sft", given, adapter=True) == old.root
+    with pytest.raises(FileNotFoundError, match="SFT_RUN: .* has no final_model/"):
+        runs.pick_run("sft", new.name, adapter=True)
+    with pytest.raises(FileNotFoundError, match="GRPO_RUN: nowhere has no run.json"):
+        runs.pick_run("grpo", "nowhere")
+    assert runs.pick_run("grpo") is None
