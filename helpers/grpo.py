@@ -124,7 +124,11 @@ def save_sft_plus_grpo(peft_model, sft_adapter: Path, folder: Path) -> None:
         config = peft_model.peft_config["sft_grpo"]
         config.target_modules = sorted(config.target_modules)  # a set, which PEFT writes in hash order
         with tempfile.TemporaryDirectory(dir=folder) as tmp:
-            peft_model.save_pretrained(tmp, selected_adapters=["sft_grpo"])  # PEFT writes it to tmp/sft_grpo/
+            # "auto" would ask the hub whether the vocabulary changed (a warning offline); the workbook never
+            # changes it, so embeddings are saved only when the adapter itself targets them
+            embeddings = "auto" if any("embed" in m for m in config.target_modules) else False
+            peft_model.save_pretrained(tmp, selected_adapters=["sft_grpo"],  # PEFT writes it to tmp/sft_grpo/
+                                       save_embedding_layers=embeddings)
             for file in (Path(tmp) / "sft_grpo").iterdir():
                 file.replace(folder / file.name)
     finally:
