@@ -19,7 +19,7 @@ same rule as evaluation's strict accuracy), and reports
   what sharpening can add at that k.
 
 ``as_dict()`` is JSON-ready for ``run.json``; ``plot_pass_at_k`` draws pass@k
-against k. Used in 04_grpo_train (headroom section) and 05_compare.
+against k. Used by helpers.rejection_sft (each round's pass@k); the notebooks do not call it yet.
 """
 
 from __future__ import annotations

@@ -30,8 +30,8 @@ every other run. The run folder, run.json, training log, NaN guard and atomic
 (``output/grpo_<date>``, run.json ``method: rejection_sft``). Resume is not
 supported (a stopped run starts again).
 
-Used in 04_grpo_train (``METHOD = "rejection_sft"``) and by
-``python -m helpers.grpo --method rejection_sft``.
+Reached through ``helpers.grpo.train_grpo`` with ``method="rejection_sft"`` and by
+``python -m helpers.grpo --method rejection_sft`` (notebook 04 does not offer it yet).
 """
 
 from __future__ import annotations
@@ -215,9 +215,7 @@ class RejectionRounds:
     def training_step(self, model, inputs, num_items_in_batch=None):
         return self._round_step(model, inputs, num_items_in_batch)  # the current round's SFTTrainer step
 
-    def train(self, resume_from_checkpoint=None) -> None:
-        if resume_from_checkpoint:
-            raise RunSetupError("resume: a rejection_sft run cannot resume; start it again")
+    def train(self, resume_from_checkpoint=None) -> None:  # never resumed: train_rejection_sft refuses it
         for number, prompts in enumerate(self.stage.round_prompts, start=1):
             record = self.run_round(number, prompts)
             self.stage.rounds.append(record)

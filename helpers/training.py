@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import resource
 import shutil
@@ -26,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from helpers import config as cfg
+from helpers.distributed import (ProcessRecord, finish_processes, gather_records, is_main_process, replicas_in_sync,
+                                 share_from_main)
 from helpers.export import write_model_card
 from helpers.runs import (RunPaths, TrainingLog, atomic_path, check_output_path, checkpoint_step, finish_run,
                           new_run_dir, output_root, start_run, truncate_training_log)
@@ -156,10 +157,6 @@ def trainer_arguments(settings: cfg.CommonSettings) -> dict:
     )
 
 
-def is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
-
-
 def free_memory() -> None:
     """Give back what a failed attempt held (before an out-of-memory retry)."""
     import gc
@@ -217,7 +214,6 @@ def open_run_dir(stage: str, output_dir, allow_outside_output: bool, dry_run: bo
         root.mkdir(parents=True, exist_ok=True)
         return str(root)
 
-    from helpers.distributed import share_from_main
 
     return RunPaths(Path(share_from_main(create, cpu)))
 
@@ -249,7 +245,6 @@ def run_training(stage: Stage, settings, output_dir=None, resume=None, dry_run: 
     from transformers import set_seed
 
     from helpers.callbacks import NonFiniteLossCallback, StepTimer, TrainingLogCallback
-    from helpers.distributed import ProcessRecord, gather_records, replicas_in_sync
 
     root = check_output_path(output_dir, allow_outside_output) if output_dir is not None else None
     checkpoint = find_resume_checkpoint(root, resume) if (resume and root and not dry_run) else None
@@ -400,7 +395,5 @@ def cli_main(stage: str, train, argv=None) -> int:
     if is_main_process():
         print(json.dumps({"status": result.status, "run": str(result.run.root) if result.run else None,
                           "reason": result.reason, "plan": result.plan}, indent=1, default=str))
-    from helpers.distributed import finish_processes
-
     finish_processes()
     return 0 if result.status in ("completed", "dry_run") else 1
