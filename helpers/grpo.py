@@ -41,7 +41,7 @@ from helpers import config as cfg
 from helpers.answers import chat_messages
 from helpers.distributed import effective_batch, launch_notes
 from helpers.memory import apply_memory_savers
-from helpers.runs import TrainingLog, latest_run, write_json_atomic
+from helpers.runs import TrainingLog, final_adapter, pick_run, write_json_atomic
 from helpers.training import (RunSetupError, Stage, TrainingResult, cli_main, load_rows, lora_config, run_training,
                               select_rows, trainer_arguments)
 
@@ -64,15 +64,14 @@ def to_prompt_row(row: dict) -> dict:
 
 
 def resolve_sft_model(sft_model: str | None) -> Path:
-    """An SFT adapter folder: the one given, or the newest completed SFT run's final_model."""
-    if sft_model:
-        path = Path(sft_model)
-        if path.is_dir() and (path / "final_model").is_dir():
-            path = path / "final_model"
-        if not (path / "adapter_config.json").is_file():
-            raise FileNotFoundError(f"sft_model: {sft_model} is not an SFT final_model folder (no adapter_config.json)")
-        return path
-    return latest_run("sft") / "final_model"  # FileNotFoundError naming notebook 02 when there is none
+    """An SFT adapter folder: the one given (an adapter folder, or a run folder with ``final_model/``), or the
+    newest completed SFT run's final_model, found the one way the workbook finds runs (runs.pick_run)."""
+    if sft_model and (Path(sft_model) / "adapter_config.json").is_file():
+        return Path(sft_model)  # a bare adapter folder (no run.json needed)
+    try:
+        return final_adapter(pick_run("sft", sft_model or "", adapter=True, required=True))
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"sft_model: {err}") from None
 
 
 def load_policy(settings: cfg.GRPOSettings, sft_adapter: Path | None):

@@ -19,7 +19,8 @@ same rule as evaluation's strict accuracy), and reports
   what sharpening can add at that k.
 
 ``as_dict()`` is JSON-ready for ``run.json``; ``plot_pass_at_k`` draws pass@k
-against k. Used by helpers.rejection_sft (each round's pass@k); the notebooks do not call it yet.
+against k. Used by 04_grpo_train (``reward_stage_headroom``, before training) and helpers.rejection_sft
+(each round's pass@k).
 """
 
 from __future__ import annotations
@@ -28,6 +29,12 @@ import math
 from dataclasses import asdict, dataclass, field
 
 KS = (1, 2, 4, 8, 16)
+
+#: How much 04 measures before training: prompts per set and samples per prompt. The issue-sized plan (300
+#: prompts x 16 samples per set, k up to 16) is the default on every preset but fast_test; on the 2-core CPU it
+#: is not timed yet (HEADROOM_PROMPTS = 0 in 04 skips it).
+HEADROOM_PRESETS = {"fast_test": dict(prompts=4, samples=4), "default": dict(prompts=300, samples=16),
+                    "low_memory": dict(prompts=300, samples=16), "full_training": dict(prompts=300, samples=16)}
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -171,3 +178,31 @@ def plot_pass_at_k(reports, title: str = "Headroom: pass@k against k"):
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def reward_stage_headroom(model, tokenizer, reward_rows: list[dict], preset: str, training_temperature: float,
+                          max_new_tokens: int, prompts: int | None = None, samples: int | None = None,
+                          fingerprint: str | None = None, seed: int = 1) -> dict[str, Headroom]:
+    """The headroom section of 04: pass@k of the starting policy on the reward stage's own prompts (at
+    temperature 1.0 and at the training temperature) and on the transfer set (at 1.0).
+
+    ``prompts`` / ``samples`` left at None take ``HEADROOM_PRESETS[preset]``; ``prompts == 0`` measures nothing
+    and returns ``{}``. The reward-stage prompts are a seeded sample of ``reward_rows`` (numeric rows only);
+    the transfer prompts are the first ones of helpers.transfer's balanced order.
+    """
+    import random
+
+    from helpers.evaluate import is_numeric_record, transfer_records
+
+    plan = HEADROOM_PRESETS.get(preset, HEADROOM_PRESETS["default"])
+    prompts = plan["prompts"] if prompts is None else prompts
+    samples = plan["samples"] if samples is None else samples
+    if prompts == 0:
+        return {}
+    numeric = [r for r in reward_rows if is_numeric_record(r)]
+    own = random.Random(seed).sample(numeric, prompts) if prompts < len(numeric) else numeric
+    runs = [("reward-stage prompts", own, t) for t in sorted({1.0, float(training_temperature)})]
+    runs.append(("transfer", transfer_records(prompts), 1.0))
+    return {f"{name}, T {t:g}": measure_headroom(model, tokenizer, records, n=samples, temperature=t,
+                                                max_new_tokens=max_new_tokens, fingerprint=fingerprint, seed=seed)
+            for name, records, t in runs}

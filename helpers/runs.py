@@ -282,29 +282,22 @@ def find_runs(stage: str, root: str | Path | None = None, status: str | None = "
     return [p for *_, p in sorted(found, reverse=True)]
 
 
-def latest_run(stage: str, root: str | Path | None = None) -> Path:
-    """The newest completed run of a stage; a clear error when there is none."""
-    runs = find_runs(stage, root)
-    if not runs:
-        base = Path(root) if root is not None else output_root()
-        notebook = {"sft": "02_sft_train", "grpo": "04_grpo_train"}.get(stage, stage)
-        raise FileNotFoundError(f"no completed {stage} run under {base}; run {notebook} first")
-    return runs[0]
-
-
 def final_adapter(run: str | Path) -> Path | None:
     """``<run>/final_model`` when it holds an adapter (``adapter_config.json``), else None."""
     final = Path(run) / "final_model"
     return final if (final / "adapter_config.json").is_file() else None
 
 
-def pick_run(stage: str, run: str | Path = "", adapter: bool = False, root: str | Path | None = None) -> Path | None:
+def pick_run(stage: str, run: str | Path = "", adapter: bool = False, root: str | Path | None = None,
+             required: bool = False) -> Path | None:
     """The run folder a later notebook reads: the one named, else the newest completed run of ``stage``, else None.
 
     ``run`` names a run folder (a path from the repository root, or a folder name under ``output/``) or its
     ``final_model/``, and it must have a ``run.json``. With ``adapter=True`` the run must have a final adapter,
-    and only such runs count as the newest. The one way notebooks find runs: 05_compare (through
-    ``helpers.compare``) and 06_rag (``helpers.rag.adapters_from_runs``).
+    and only such runs count as the newest. ``required=True`` raises, naming the notebook that makes such a
+    run, instead of returning None. The one way the workbook finds runs: 03_sft_eval, 04_grpo_train (through
+    ``helpers.grpo.resolve_sft_model``), 05_compare (through ``helpers.compare``) and 06_rag
+    (``helpers.rag.adapters_from_runs``).
     """
     base = Path(root) if root is not None else output_root()
     if run:
@@ -320,6 +313,10 @@ def pick_run(stage: str, run: str | Path = "", adapter: bool = False, root: str 
             raise FileNotFoundError(f"{what} has no final_model/ with an adapter")
         return path
     runs = [r for r in find_runs(stage, base) if not adapter or final_adapter(r) is not None]
+    if not runs and required:
+        notebook = {"sft": "02_sft_train", "grpo": "04_grpo_train"}.get(stage, stage)
+        what = " with a final_model/" if adapter else ""
+        raise FileNotFoundError(f"no completed {stage} run{what} under {base}; run {notebook} first")
     return runs[0] if runs else None
 
 

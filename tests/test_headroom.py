@@ -103,3 +103,24 @@ def test_sampler_runs_on_the_tiny_model(tiny_model_dir):
     report = headroom.measure_headroom(model, tok, records, n=4, max_new_tokens=6, progress=False)
     assert report.n_prompts == 3 and report.samples_per_prompt == 4 and sorted(report.pass_at_k) == [1, 2, 4]
     assert report.greedy_accuracy is not None and len(report.right_counts) == 3
+
+
+def test_reward_stage_headroom_measures_both_sets_at_both_temperatures(monkeypatch):
+    """04's section: the reward stage's prompts at T 1.0 and at the training temperature, transfer at 1.0;
+    the preset sets prompts and samples, and 0 prompts measures nothing."""
+    seen = []
+
+    def fake_measure(model, tokenizer, records, n, temperature, max_new_tokens, fingerprint, seed):
+        seen.append((len(records), n, temperature, max_new_tokens))
+        return headroom.headroom_from_grades([[True] + [False] * (n - 1)] * len(records), temperature=temperature)
+
+    monkeypatch.setattr(headroom, "measure_headroom", fake_measure)
+    rows = [{"question": f"q{i}", "final_answer": str(i)} for i in range(10)] + [{"question": "c", "answer": "a"}]
+    room = headroom.reward_stage_headroom(None, None, rows, "fast_test", 0.7, 48)
+    assert list(room) == ["reward-stage prompts, T 0.7", "reward-stage prompts, T 1", "transfer, T 1"]
+    assert seen == [(4, 4, 0.7, 48), (4, 4, 1.0, 48), (4, 4, 1.0, 48)]  # HEADROOM_PRESETS["fast_test"]
+    seen.clear()
+    room = headroom.reward_stage_headroom(None, None, rows, "default", 1.0, 128, prompts=20, samples=8)
+    assert list(room) == ["reward-stage prompts, T 1", "transfer, T 1"]
+    assert seen == [(10, 8, 1.0, 128), (20, 8, 1.0, 128)]  # only the 10 numeric rows there are; 20 transfer
+    assert headroom.reward_stage_headroom(None, None, rows, "default", 0.7, 128, prompts=0) == {}

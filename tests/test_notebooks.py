@@ -104,14 +104,28 @@ def test_04_grpo_train(workspace):
          N_EVAL=8)
     (run,) = list(workspace["out"].glob("grpo_*"))
     record = json.loads((run / "run.json").read_text())
-    assert record["status"] == "completed" and record["sft_model"]
+    assert record["status"] == "completed" and record["sft_model"] and record["settings"]["method"] == "grpo"
     assert record["plan"]["kl_reference"].startswith("the SFT policy")
-    assert record["global_step"] == 2 and "after" in record["heldout_accuracy"]
+    assert record["global_step"] == 2
+    assert set(record["accuracy"]) == {"before", "after"}
+    assert set(record["accuracy"]["after"]) == {"transfer", "in_distribution"}
+    # the headroom, measured before training: reward-stage prompts at T 1.0 (= fast_test's training temperature)
+    # and transfer, 4 prompts x 4 samples each
+    assert set(record["headroom"]) == {"reward-stage prompts, T 1", "transfer, T 1"}
+    for room in record["headroom"].values():
+        assert room["n_prompts"] == 4 and room["samples_per_prompt"] == 4
+        assert set(room["pass_at_k"]) == {"pass@1", "pass@2", "pass@4"}
+        assert 0 <= room["pass_at_k"]["pass@1"] <= room["pass_at_k"]["pass@4"] <= 1
+    assert (run / "headroom.png").is_file()
     cfg = json.loads((run / "final_model" / "adapter_config.json").read_text())
     sft_cfg = json.loads(next(workspace["out"].glob("sft_*/final_model/adapter_config.json")).read_text())
     assert cfg["r"] == sft_cfg["r"] + record["settings"]["lora_r"]
     metrics = json.loads((run / "metrics.json").read_text())
-    assert set(metrics["models"]) == {"before GRPO", "after GRPO"}
+    assert set(metrics["sets"]) == {"transfer", "in_distribution"}
+    assert set(metrics["sets"]["transfer"]["models"]) == {"before", "after"}
+    assert metrics["sets"]["transfer"]["models"]["after"]["n_numeric"] == 24
+    assert metrics["sets"]["in_distribution"]["models"]["after"]["n_numeric"] == 8
+    assert metrics["paired"]["after vs before"]["transfer"]["n"] == 24
     assert (run / "grpo_curves.png").is_file() and json.loads((run / "samples.json").read_text())
 
 
@@ -142,3 +156,18 @@ def test_06_rag(workspace):
     assert {"base", "sft", "grpo"} <= models, models
     assert metrics["retrieval"]["n"] > 0 and 0 <= metrics["retrieval"]["recall"] <= 1
     assert metrics["knowledge"]["passages"] >= 276 and metrics["option2"] is not None
+
+
+def test_04_with_method_rejection_sft(workspace):
+    """04's other method, after 05 and 06 have used the GRPO run: one round, no headroom, no evaluation."""
+    before = set(workspace["out"].glob("grpo_*"))
+    _run("04", workspace, METHOD="rejection_sft", TRAIN_DATA=_data(workspace, "grpo_train.json"),
+         VAL_DATA=_data(workspace, "grpo_val.json"), HEADROOM_PROMPTS=0, N_EVAL=0)
+    (run,) = set(workspace["out"].glob("grpo_*")) - before
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "completed" and record["settings"]["method"] == "rejection_sft"
+    assert record["plan"]["method"] == "rejection_sft" and len(record["rounds"]) == 1
+    assert "headroom" not in record and "accuracy" not in record
+    cfg = json.loads((run / "final_model" / "adapter_config.json").read_text())
+    sft_cfg = json.loads(next(workspace["out"].glob("sft_*/final_model/adapter_config.json")).read_text())
+    assert cfg["r"] == sft_cfg["r"] + record["settings"]["lora_r"]  # one adapter that loads on the plain base

@@ -38,9 +38,9 @@ def test_find_runs_newest_completed_first(workbook_output):
     for p, status, started in ((a, "completed", "2026-01-01"), (b, "completed", "2026-01-02"), (c, "failed", "2026-01-03")):
         runs.write_json_atomic(p.run_json, {"stage": "grpo", "status": status, "started": started})
     assert runs.find_runs("grpo") == [b.root, a.root]
-    assert runs.latest_run("grpo") == b.root
+    assert runs.pick_run("grpo") == b.root
     with pytest.raises(FileNotFoundError, match="02_sft_train"):
-        runs.latest_run("sft")
+        runs.pick_run("sft", required=True)
 
 
 def test_training_log_is_tab_separated_and_readable(tmp_path):
