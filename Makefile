@@ -12,7 +12,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 # Playwright drives Debian's /usr/bin/chromium (make browser); it never downloads browsers of its own.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: setup model browser demo test test-fast lab clean
+.PHONY: setup model browser demo compare-methods test test-fast lab clean
 
 setup: $(STAMP) model
 
@@ -31,6 +31,17 @@ model: $(STAMP)
 
 demo: setup
 	$(BIN)/python -m helpers notebooks --preset fast_test
+
+# The reward stage's budget-matched comparison (notebook 05): GRPO, rejection-sampling fine-tuning and the
+# control (more SFT on the teacher's worked solutions), each from the newest SFT run with MINUTES of training,
+# then 05 on the default evaluation. Needs a completed SFT run (notebook 02 or python -m helpers.sft).
+MINUTES ?= 20
+compare-methods: setup
+	for method in grpo rejection_sft more_sft; do \
+		$(BIN)/python -m helpers.grpo --config from_sft --method $$method --max-minutes $(MINUTES) \
+			--train-data data/training_data/grpo_train.json || exit 1; \
+	done
+	$(BIN)/python -m helpers notebooks --preset default --only 05
 
 # Headless Chromium for tests/test_browser.py, from Debian (as root here and in CI).
 browser:

@@ -104,3 +104,33 @@ class StepTimer(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if self._t0 is not None:
             self.times.append(time.perf_counter() - self._t0)
+
+
+class TimeBudget(TrainerCallback):
+    """Stops training at the first step that ends after ``minutes`` of wall time (0: no budget).
+
+    Why: the reward stage's methods are compared at the same CPU minutes (05_compare's budget-matched
+    table), and a step count does not give that: a GRPO step samples, a fine-tuning step does not. The clock
+    starts when ``start()`` is called (helpers.training.run_training, just before ``train``), so sampling,
+    rounds and evaluation passes all count. ``stopped`` says whether the budget, not the plan, ended the run.
+    """
+
+    def __init__(self, minutes: float = 0.0):
+        self.minutes, self.started, self.stopped = float(minutes or 0.0), None, False
+
+    def start(self) -> None:
+        self.started = time.monotonic()
+
+    def elapsed_minutes(self) -> float:
+        return (time.monotonic() - self.started) / 60 if self.started is not None else 0.0
+
+    def spent(self) -> bool:
+        """True once the budget is used up (never without a budget)."""
+        return bool(self.minutes) and self.elapsed_minutes() >= self.minutes
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.spent():
+            self.stopped = True
+            control.should_training_stop = True
+            control.should_save = False  # final_model/ is written from the weights as they are
+        return control

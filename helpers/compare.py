@@ -1,10 +1,13 @@
-"""Comparing base, SFT and GRPO on the same held-out questions, and saying what changed.
+"""Comparing base, SFT and the reward stage on the same held-out questions, and saying what changed.
 
 Why this module exists: the seed's "expected results" are claims; this module
 measures them. It finds the runs from their ``run.json``, evaluates every model
 with the same records, prompt, decoding and scorer (helpers.evaluate), scores
 their completions with the GRPO rewards too, and turns the per-family
 differences into sentences, with an interval so noise is not read as progress.
+For the reward stage it sets each method (GRPO, rejection-sampling fine-tuning)
+beside the control, more SFT on the teacher's worked solutions, at the minutes
+each took: a reward earns its place only where it beats the control.
 
 Used in 05_compare.
 """
@@ -17,16 +20,72 @@ from pathlib import Path
 from helpers.evaluate import (EvalReport, GenerationSettings, accuracy_interval, evaluate_model, evaluate_sets,
                               model_fingerprint, paired_comparison, retention)
 # pick_run (05_compare's SFT_RUN / GRPO_RUN) is helpers.runs', the one way notebooks find runs; named here too.
-from helpers.runs import final_adapter, pick_run, read_run, read_training_log, repo_path  # noqa: F401
+from helpers.runs import (final_adapter, find_runs, pick_run, read_run, read_training_log, repo_path,  # noqa: F401
+                          run_method)
+
+REWARD_METHODS = ("grpo", "rejection_sft", "more_sft")  # 04's METHOD; more_sft is the control
 
 
-def models_to_compare(sft_run: Path | None, grpo_run: Path | None) -> dict[str, Path | None]:
-    """``{"base": None, "sft": adapter, "grpo": adapter}`` for the runs that exist."""
+def _start_adapter(record: dict) -> Path | None:
+    """The SFT adapter a reward-stage run started from (its final_model folder, resolved), or None."""
+    start = record.get("settings", {}).get("sft_model") or record.get("sft_model") or ""
+    if not start:
+        return None
+    path = repo_path(start)
+    return (path / "final_model" if (path / "final_model").is_dir() else path).resolve()
+
+
+def reward_stage_runs(sft_run: Path | None, given: str = "", root: str | Path | None = None) -> dict[str, Path]:
+    """The reward-stage runs to set beside ``sft_run``: the newest completed one of each method (in
+    ``REWARD_METHODS`` order) that started from its ``final_model``, so 05 compares methods from the same policy.
+
+    ``given`` (05's ``GRPO_RUN``) names a run that replaces the one of its method. When no run started from this
+    SFT run, the newest reward-stage run of any start stands in, as it did before methods existed.
+    """
+    found: dict[str, Path] = {}
+    target = (Path(sft_run) / "final_model").resolve() if sft_run is not None else None
+    for run in find_runs("grpo", root):
+        method = run_method(run)
+        if final_adapter(run) is not None and method not in found and _start_adapter(read_run(run)) == target:
+            found[method] = run
+    if given:
+        run = pick_run("grpo", given, adapter=True, root=root)
+        found[run_method(run)] = run
+    elif not found:
+        newest = pick_run("grpo", adapter=True, root=root)
+        if newest is not None:
+            found[run_method(newest)] = newest
+    return {m: found[m] for m in REWARD_METHODS if m in found}
+
+
+def models_to_compare(sft_run: Path | None, reward_runs: dict[str, Path] | Path | None) -> dict[str, Path | None]:
+    """``{"base": None, "sft": adapter, <method>: adapter, ...}`` for the runs that exist.
+
+    ``reward_runs``: ``{method: run}`` (``reward_stage_runs``), or one GRPO run.
+    """
+    if reward_runs is None or isinstance(reward_runs, (str, Path)):
+        reward_runs = {"grpo": Path(reward_runs)} if reward_runs else {}
     models: dict[str, Path | None] = {"base": None}
-    for name, run in (("sft", sft_run), ("grpo", grpo_run)):
+    for name, run in (("sft", sft_run), *reward_runs.items()):
         if run is not None and final_adapter(run) is not None:
             models[name] = final_adapter(run)
     return models
+
+
+def comparison_pairs(names: list[str]) -> list[tuple[str, str]]:
+    """(before, after) pairs 05 reports: SFT against the base, each reward-stage method against the SFT policy it
+    started from, and each reward-based method against the control (more_sft), which it must beat to earn its
+    place.
+
+    >>> comparison_pairs(["base", "sft", "grpo", "rejection_sft", "more_sft"])[1:]
+    [('sft', 'grpo'), ('sft', 'rejection_sft'), ('sft', 'more_sft'), ('more_sft', 'grpo'), ('more_sft', 'rejection_sft')]
+    """
+    methods = [n for n in names if n in REWARD_METHODS]
+    pairs = [("base", "sft")] if {"base", "sft"} <= set(names) else []
+    pairs += [("sft", m) for m in methods if "sft" in names]
+    if "more_sft" in methods:
+        pairs += [("more_sft", m) for m in methods if m != "more_sft"]
+    return pairs
 
 
 def base_model_name(*runs: Path | None) -> str:
@@ -131,15 +190,18 @@ def _accuracy_by_group(rep: EvalReport) -> dict[str, tuple[int, int]]:
     return {k: (c, n) for k, (c, n) in out.items()}
 
 
-def describe_changes(reports: list[EvalReport], min_gap: float = 0.1) -> list[str]:
+def describe_changes(reports: list[EvalReport], min_gap: float = 0.1,
+                     pairs: list[tuple[str, str]] | None = None) -> list[str]:
     """Sentences on where each stage helped, hurt, or did neither, by family.
 
     A change counts when it is at least ``min_gap`` and the two 95% intervals do
     not overlap (otherwise it is called noise), so small samples are not over-read.
+    ``pairs``: (before, after) models; default SFT against the base and each reward-stage method against SFT.
     """
     by_name = {r.name: r for r in reports}
     lines = []
-    for before, after in (("base", "sft"), ("sft", "grpo")):
+    names = [r.name for r in reports]
+    for before, after in pairs or [p for p in comparison_pairs(names) if p[0] != "more_sft"]:
         if before not in by_name or after not in by_name:
             continue
         a, b = _accuracy_by_group(by_name[before]), _accuracy_by_group(by_name[after])
@@ -168,10 +230,13 @@ def describe_changes(reports: list[EvalReport], min_gap: float = 0.1) -> list[st
     return lines
 
 
-def training_notes(sft_run: Path | None, grpo_run: Path | None, min_steps: int = 20) -> list[str]:
+def training_notes(sft_run: Path | None, reward_runs: dict[str, Path] | Path | None,
+                   min_steps: int = 20) -> list[str]:
     """Plain words on runs too short to change a model, so an unchanged score is not read as a finding."""
+    if reward_runs is None or isinstance(reward_runs, (str, Path)) or not reward_runs:
+        reward_runs = {"grpo": reward_runs or None}
     notes = []
-    for stage, run in (("SFT", sft_run), ("GRPO", grpo_run)):
+    for stage, run in (("SFT", sft_run), *((m.upper(), r) for m, r in reward_runs.items())):
         if run is None:
             notes.append(f"No completed {stage} run was found: its row is missing.")
             continue
@@ -182,6 +247,90 @@ def training_notes(sft_run: Path | None, grpo_run: Path | None, min_steps: int =
                          f"change the model much, so its row differs from the one before it by little or nothing. "
                          f"The measured `default` runs are in the README.")
     return notes
+
+
+def budget_table(reward_runs: dict[str, Path], card: list[dict], paired: dict) -> list[dict]:
+    """05's budget-matched table: per reward-stage method, what it cost (wall minutes, its budget, steps, rows or
+    samples) and what it did to transfer and in-distribution accuracy against the SFT policy (paired)."""
+    rows, by_model = [], {r["model"]: r for r in card}
+    for method, run in reward_runs.items():
+        record, score = read_run(run), by_model.get(method, {})
+        vs_sft = paired.get(f"{method} vs sft", {})
+        rounds = record.get("rounds") or []
+        row = {"method": method, "run": run.name, "minutes": record.get("wall_minutes"),
+               "budget_minutes": record.get("settings", {}).get("max_minutes") or None,
+               "stopped_by_budget": record.get("stopped_by_budget"), "steps": record.get("global_step"),
+               "samples": sum(r.get("samples", 0) for r in rounds) if rounds else None,
+               "training_rows": sum(r.get("training_rows", 0) for r in rounds) if rounds else None}
+        for set_name in ("transfer", "in_distribution"):
+            pair = vs_sft.get(set_name) or {}
+            row[f"{set_name}_strict"] = score.get(f"{set_name}_strict")
+            row[f"{set_name}_95"] = score.get(f"{set_name}_95")
+            row[f"{set_name}_vs_sft"] = pair.get("difference")
+            row[f"{set_name}_p"] = pair.get("mcnemar_p")
+        rows.append(row)
+    return rows
+
+
+def transfer_headroom(reward_runs: dict[str, Path]) -> dict | None:
+    """The transfer-set headroom 04 measured before training (run.json ``headroom``), from the first run with one."""
+    for run in reward_runs.values():
+        for name, room in (read_run(run).get("headroom") or {}).items():
+            if name.startswith("transfer"):
+                return room
+    return None
+
+
+def budget_verdict(rows: list[dict], paired: dict, room: dict | None = None, alpha: float = 0.05,
+                   tolerance: float = 0.15) -> list[str]:
+    """What the budget-matched table says, in sentences built from its numbers only.
+
+    A method "earns its place" only where it beats the control (more SFT on the teacher's worked solutions) on
+    transfer with McNemar p < ``alpha``; runs whose wall minutes differ by more than ``tolerance`` are said not
+    to be budget-matched, so a cheaper run's lower score is not read as a worse method.
+    """
+    if not rows:
+        return ["No reward-stage run started from this SFT run: run 04 with METHOD grpo, rejection_sft and more_sft "
+                "and the same MAX_MINUTES to fill this table."]
+    lines = []
+    minutes = {r["method"]: r["minutes"] for r in rows if r["minutes"]}
+    missing = [m for m in REWARD_METHODS if m not in {r["method"] for r in rows}]
+    if missing:
+        lines.append(f"Not run from this SFT policy yet: {', '.join(missing)} (04 with that METHOD and the same "
+                     "MAX_MINUTES).")
+    if minutes and max(minutes.values()) > (1 + tolerance) * min(minutes.values()):
+        lines.append("Not budget-matched: the runs took " + ", ".join(f"{m} {v:.1f} min" for m, v in minutes.items())
+                     + "; give each the same MAX_MINUTES before reading a winner from this table.")
+    elif minutes:
+        lines.append(f"Budget-matched: each run took {min(minutes.values()):.1f}-{max(minutes.values()):.1f} min.")
+    scored = [r for r in rows if r["transfer_vs_sft"] is not None]
+    for r in scored:
+        p = r["transfer_p"]
+        verdict = "a real change" if p is not None and p < alpha else "within noise"
+        lines.append(f"{r['method']} vs the SFT policy: transfer {r['transfer_vs_sft']:+.1%} (McNemar p {p:.2g}, "
+                     f"{verdict}), in distribution {r['in_distribution_vs_sft'] or 0:+.1%}.")
+    for r in scored:
+        if r["method"] == "more_sft":
+            continue
+        pair = paired.get(f"{r['method']} vs more_sft", {}).get("transfer")
+        if not pair or not pair.get("n"):
+            continue
+        wins = pair["difference"] > 0 and pair["mcnemar_p"] < alpha
+        lines.append(f"{r['method']} vs the control (more SFT, same minutes): transfer {pair['difference']:+.1%} "
+                     f"(p {pair['mcnemar_p']:.2g}): " + ("the reward earns its place here." if wins else
+                                                        "it does not beat more of the teacher's data here."))
+    if scored:
+        best = max(scored, key=lambda r: r["transfer_vs_sft"])
+        real = best["transfer_p"] is not None and best["transfer_p"] < alpha and best["transfer_vs_sft"] > 0
+        lines.append(f"Best on transfer: {best['method']} ({best['transfer_vs_sft']:+.1%})" +
+                     ("." if real else ", but no method moved transfer accuracy beyond noise at this size."))
+    if room and room.get("greedy_wrong_some_right"):
+        k = max(int(key.split("@")[1]) for key in room["greedy_wrong_some_right"])
+        gain = room["greedy_wrong_some_right"][f"pass@{k}"]
+        lines.append(f"Headroom (04, before training): on {gain:.1%} of {room['n_prompts']} transfer prompts greedy is "
+                     f"wrong while one of {k} samples is right, so sharpening alone could add at most about "
+                     f"{100 * gain:.0f} points there.")
+    return lines
 
 
 def plot_training_side_by_side(sft_run: Path | None, grpo_run: Path | None):

@@ -95,6 +95,7 @@ class CommonSettings:
     max_train_examples: int = 0  # 0 = all rows of the training file
     max_val_examples: int = 200
     max_tokens_per_pass: int = 0  # forward+backward in row chunks of at most this many tokens (0: whole batch)
+    max_minutes: float = 0.0  # stop at the first step after this many minutes of wall time (0: the plan decides)
     report_to: str = "none"  # none | tensorboard | trackio: TRL's report_to (training_log.txt and the PNGs stay)
     notes: tuple[str, ...] = ()  # why the preset differs from what was asked (e.g. 4-bit on CPU)
 
@@ -133,7 +134,9 @@ class GRPOSettings(CommonSettings):
     train_samples_per_group: int = 0  # 0: all; else train on this many of each group, those whose rewards vary most
     # The reward stage's method: grpo (helpers.grpo) or rejection_sft (helpers.rejection_sft: sample, keep the
     # verified-right answers, fine-tune on them, repeat). The rs_* fields are read by rejection_sft only.
-    method: str = "grpo"  # grpo | rejection_sft
+    # more_sft is the control: the same rounds on the same fresh prompts with the generator's worked solutions
+    # (a perfect teacher) instead of sampled ones; 05_compare sets the three side by side at the same minutes.
+    method: str = "grpo"  # grpo | rejection_sft | more_sft
     rs_rounds: int = 2  # sample -> keep -> fine-tune rounds, each on fresh prompts
     rs_prompts_per_round: int = 32  # fresh prompts sampled per round (never repeated until the pool runs out)
     rs_samples_per_prompt: int = 8  # k: completions sampled per prompt
@@ -236,7 +239,7 @@ _POSITIVE = {"lr", "batch_size", "grad_accum", "lora_r", "lora_alpha", "logging_
              "rs_prompts_per_round", "rs_samples_per_prompt", "rs_keep_per_prompt", "rs_temperature",
              "rs_greedy_wrong_copies", "rs_batch_size", "rs_epochs"}
 _NON_NEGATIVE = {"max_train_examples", "max_val_examples", "beta", "weight_decay", "seed", "epsilon",
-                 "train_samples_per_group", "max_tokens_per_pass"}
+                 "train_samples_per_group", "max_tokens_per_pass", "max_minutes"}
 _UNIT_INTERVAL = {"lora_dropout", "warmup_ratio", "rs_sft_share"}
 _CHOICES = {
     "device": ("cpu", "cuda"),
@@ -247,7 +250,7 @@ _CHOICES = {
     "scale_rewards": ("group", "batch", "none"),
     "report_to": ("none", "tensorboard", "trackio"),
     "generation": ("auto", "vllm_colocate", "continuous_batching", "generate"),
-    "method": ("grpo", "rejection_sft"),
+    "method": ("grpo", "rejection_sft", "more_sft"),
 }
 
 

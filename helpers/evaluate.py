@@ -674,8 +674,8 @@ def headline(card: list[dict], before: str, after: str, paired: dict | None = No
             f"({b['transfer_strict'] - a['transfer_strict']:+.1%}, 95% interval of {after} "
             f"{b['transfer_95'][0]:.0%}-{b['transfer_95'][1]:.0%}, n {b['transfer_n']})")
     if paired and paired.get("n"):
-        text += (f", paired: {paired['newly_right']} newly right / {paired['newly_wrong']} newly wrong, "
-                 f"McNemar p {paired['mcnemar_p']:.2g}" if paired["mcnemar_p"] else "McNemar p < 1e-6")
+        p = f"McNemar p {paired['mcnemar_p']:.2g}" if paired["mcnemar_p"] >= 1e-6 else "McNemar p < 1e-6"
+        text += f", paired: {paired['newly_right']} newly right / {paired['newly_wrong']} newly wrong, {p}"
     if "in_distribution_strict" in a:
         text += (f"; in distribution {a['in_distribution_strict']:.1%} -> {b['in_distribution_strict']:.1%} "
                  f"(n {b['in_distribution_n']})")

@@ -430,10 +430,10 @@ def train_grpo(
     starts from an SFT adapter; the KL reference is then the SFT policy.
     ``on_samples(rows)`` gets each new sample table; ``zero_spread_patience`` logged steps in a row
     without reward spread in any group give a warning. The other arguments are those of
-    ``helpers.sft.train_sft`` (helpers.training.run_training). ``settings.method == "rejection_sft"`` runs
-    the reward stage's other method instead (helpers.rejection_sft.train_rejection_sft, the same arguments).
+    ``helpers.sft.train_sft`` (helpers.training.run_training). ``settings.method`` ``rejection_sft`` runs the
+    reward stage's other method instead, and ``more_sft`` its control (helpers.rejection_sft, the same arguments).
     """
-    if settings.method == "rejection_sft":
+    if settings.method in ("rejection_sft", "more_sft"):
         from helpers.rejection_sft import train_rejection_sft
 
         return train_rejection_sft(settings, train_data, output_dir, resume, dry_run, on_log_row,

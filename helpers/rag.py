@@ -458,13 +458,13 @@ def adapters_from_runs(sft_run: str = "", grpo_run: str = "") -> tuple[dict, lis
 
     The runs are found as in 05_compare (``helpers.runs.pick_run``): a run given by
     name or path must have a ``final_model/``; otherwise the newest completed run
-    of the stage with one is used, and a stage with no such run is left out, which
-    the messages say. Used in 06_rag.
+    of the stage with one is used (for the reward stage, the newest of method grpo),
+    and a stage with no such run is left out, which the messages say. Used in 06_rag.
     """
     adapters: dict[str, Path | None] = {"base": None}
     messages = []
     for stage, given, notebook in (("sft", sft_run, "02_sft_train"), ("grpo", grpo_run, "04_grpo_train")):
-        run = pick_run(stage, given, adapter=True)
+        run = pick_run(stage, given, adapter=True, method="grpo" if stage == "grpo" else None)
         if run is None:
             messages.append(f"{stage}: no completed run under {output_root()}, so it is left out "
                             f"(run {notebook} to compare it)")

@@ -30,8 +30,15 @@ every other run. The run folder, run.json, training log, NaN guard and atomic
 (``output/grpo_<date>``, run.json ``method: rejection_sft``). Resume is not
 supported (a stopped run starts again).
 
-Reached through ``helpers.grpo.train_grpo`` with ``method="rejection_sft"`` and by
-``python -m helpers.grpo --method rejection_sft`` (notebook 04 does not offer it yet).
+``method="more_sft"`` is the control the reward-based methods must beat: the same
+rounds on the same fresh prompts, but each prompt's row is the generator's own worked
+solution (a perfect teacher) instead of the policy's verified samples, so no time goes
+to sampling. With ``max_minutes`` set, rounds go on, on fresh prompts, until the
+budget is spent or every prompt was used once; 05_compare sets the three methods side
+by side at the same minutes.
+
+Reached through ``helpers.grpo.train_grpo`` with ``method="rejection_sft"`` or
+``"more_sft"``, ``python -m helpers.grpo --method ...`` and notebook 04's ``METHOD``.
 """
 
 from __future__ import annotations
@@ -111,6 +118,30 @@ def keep_verified(prompts: list[dict], samples: list[list], greedy: list[str] | 
              "greedy_wrong_prompts_kept": wrong_kept, "kept_samples": distinct, "training_rows": len(rows),
              "pass_at_k": head.as_dict()["pass_at_k"] if head else {},
              "greedy_wrong_some_right": head.as_dict()["greedy_wrong_some_right"] if head else {}}
+    return rows, stats
+
+
+def has_worked_solution(row: dict) -> bool:
+    """True when the row's answer shows steps before its final line (not only ``Answer: x``)."""
+    return len(str(row.get("answer") or "").strip().splitlines()) > 1
+
+
+def teacher_rows(prompts: list[dict], round_no: int = 1) -> tuple[list, dict]:
+    """The control's training rows of one round: each prompt with the generator's worked solution.
+
+    The same figures as ``keep_verified`` where they mean something (nothing is sampled, so the sampled
+    and greedy accuracies are None), so the rounds table reads the same for every method.
+
+    >>> rows, stats = teacher_rows([{"question": "1+1?", "answer": "1 + 1 = 2.\\nAnswer: 2", "final_answer": "2"}])
+    >>> rows[0]["source"], stats["training_rows"], stats["samples"]
+    ('more_sft:round_1', 1, 0)
+    """
+    rows = [{"question": p["question"], "answer": p["answer"], "final_answer": p.get("final_answer"),
+             "family": p.get("family"), "difficulty": p.get("difficulty"), "source": f"more_sft:round_{round_no}",
+             "greedy_right": None} for p in prompts if has_worked_solution(p)]
+    stats = {"round": round_no, "prompts": len(prompts), "samples": 0, "right_samples": 0, "sampled_accuracy": None,
+             "prompts_with_a_right_sample": None, "greedy_accuracy": None, "greedy_wrong_prompts_kept": 0,
+             "kept_samples": len(rows), "training_rows": len(rows), "pass_at_k": {}, "greedy_wrong_some_right": {}}
     return rows, stats
 
 
@@ -216,7 +247,13 @@ class RejectionRounds:
         return self._round_step(model, inputs, num_items_in_batch)  # the current round's SFTTrainer step
 
     def train(self, resume_from_checkpoint=None) -> None:  # never resumed: train_rejection_sft refuses it
+        from helpers.callbacks import TimeBudget
+
+        budget = next((cb for cb in self.callbacks if isinstance(cb, TimeBudget)), None)
         for number, prompts in enumerate(self.stage.round_prompts, start=1):
+            if budget is not None and budget.spent():  # the budget ends the run between rounds too
+                budget.stopped = True
+                break
             record = self.run_round(number, prompts)
             self.stage.rounds.append(record)
             if self.stage.log is not None:
@@ -229,8 +266,12 @@ class RejectionRounds:
         from helpers.sft import build_sft_trainer, fit_rows
 
         s, tokenizer, start = self.settings, self.stage.tokenizer, time.perf_counter()
-        samples, greedy = sample_round(self.model, tokenizer, prompts, s, seed=s.seed + number)
-        rows, record = keep_verified(prompts, samples, greedy, s.rs_keep_per_prompt, s.rs_greedy_wrong_copies, number)
+        if s.method == "more_sft":  # the control: the teacher's worked solutions, nothing sampled
+            rows, record = teacher_rows(prompts, number)
+        else:
+            samples, greedy = sample_round(self.model, tokenizer, prompts, s, seed=s.seed + number)
+            rows, record = keep_verified(prompts, samples, greedy, s.rs_keep_per_prompt, s.rs_greedy_wrong_copies,
+                                         number)
         record["sample_seconds"] = round(time.perf_counter() - start, 1)
         self.stage.samples.extend({"round": number, "question": r["question"][:120], "completion": r["answer"][:400],
                                    "greedy_right": r["greedy_right"]} for r in rows[:4])
@@ -256,6 +297,9 @@ class RejectionRounds:
 
 def round_summary(record: dict) -> str:
     """The line a round leaves in training_log.txt."""
+    if record["samples"] == 0:  # more_sft: nothing sampled
+        return (f"round {record['round']}: {record['prompts']} prompts, {record['training_rows']} worked solutions "
+                f"+ {record['sft_rows']} SFT rows, {record['steps']} steps")
     return (f"round {record['round']}: {record['prompts']} prompts, {record['right_samples']}/{record['samples']} "
             f"samples right, greedy right {record['greedy_accuracy']}, kept {record['kept_samples']} "
             f"({record['greedy_wrong_prompts_kept']} prompts with a wrong greedy answer), "
@@ -285,18 +329,28 @@ class RejectionSFTStage(Stage):
                            settings.seed)
         if not pool:
             raise RunSetupError(f"train_data: {self.train_data} has no numeric row (with final_answer) to sample")
+        if settings.method == "more_sft":
+            pool = [r for r in pool if has_worked_solution(r)]
+            if not pool:
+                raise RunSetupError(f"train_data: method more_sft needs worked solutions, and no row of "
+                                    f"{self.train_data} has steps before its final line (answer-only rows)")
         self.sft_data = settings.rs_sft_data or str(DEFAULT_SFT_DATA)
         self.sft_rows = load_rows(self.sft_data)[0] if settings.rs_sft_share > 0 else []
         from_sft = settings.preset == "from_sft" or bool(settings.sft_model)
         self.sft_adapter = resolve_sft_model(settings.sft_model) if from_sft else None
-        self.round_prompts = prompt_rounds(pool, settings.rs_rounds, settings.rs_prompts_per_round, settings.seed)
-        self.rounds, self.samples = [], []
-        return {"preset": settings.preset, "device": settings.device, "method": "rejection_sft",
+        rounds = settings.rs_rounds
+        if settings.max_minutes:  # a budget: rounds go on, on fresh prompts, until it is spent or the pool is used
+            rounds = max(rounds, math.ceil(len(pool) / settings.rs_prompts_per_round))
+        self.round_prompts = prompt_rounds(pool, rounds, settings.rs_prompts_per_round, settings.seed)
+        self.rounds, self.samples, self.method = [], [], settings.method
+        return {"preset": settings.preset, "device": settings.device, "method": settings.method,
                 "start": str(self.sft_adapter) if self.sft_adapter else "base",
                 "prompt_pool": len(pool), "bad_rows_dropped": len(bad), "transfer_leaks_dropped": len(leaks),
-                "rounds": settings.rs_rounds, "prompts_per_round": len(self.round_prompts[0]),
-                "prompts_repeat": settings.rs_rounds * settings.rs_prompts_per_round > len(pool),
-                "samples_per_round": len(self.round_prompts[0]) * settings.rs_samples_per_prompt,
+                "rounds": rounds, "prompts_per_round": len(self.round_prompts[0]),
+                "prompts_repeat": rounds * settings.rs_prompts_per_round > len(pool),
+                "samples_per_round": 0 if settings.method == "more_sft" else
+                len(self.round_prompts[0]) * settings.rs_samples_per_prompt,
+                "max_minutes": settings.max_minutes,
                 "sft_rows_available": len(self.sft_rows), "notes": list(settings.notes)}
 
     def load_model(self, settings) -> None:
@@ -320,22 +374,23 @@ class RejectionSFTStage(Stage):
         """Sampling of two prompts and one fine-tuning step (forward and backward, no update), timed."""
         from helpers.sft import build_sft_trainer, measure_one_step
 
-        prompts = self.round_prompts[0][:2]
+        prompts, teacher = self.round_prompts[0][:2], settings.method == "more_sft"
         start = time.perf_counter()
-        sample_round(trainer.model, self.tokenizer, prompts, settings, settings.seed, progress=False)
-        per_prompt = (time.perf_counter() - start) / len(prompts)
+        if not teacher:  # the control samples nothing
+            sample_round(trainer.model, self.tokenizer, prompts, settings, settings.seed, progress=False)
+        per_prompt = (time.perf_counter() - start) / len(prompts) if not teacher else 0.0
         sft = build_sft_trainer(round_sft_settings(settings), trainer.model, self.tokenizer, prompts, [], out_dir)
         step_s = measure_one_step(sft)
-        rows = plan["prompts_per_round"] * settings.rs_keep_per_prompt / (1 - settings.rs_sft_share)
+        rows = plan["prompts_per_round"] * (1 if teacher else settings.rs_keep_per_prompt) / (1 - settings.rs_sft_share)
         steps = math.ceil(rows / settings.rs_batch_size * settings.rs_epochs)
+        minutes = plan["rounds"] * (per_prompt * plan["prompts_per_round"] + steps * step_s) / 60
         plan.update(seconds_per_prompt_sampled=round(per_prompt, 2), seconds_per_step_measured=round(step_s, 2),
-                    estimated_minutes=round(settings.rs_rounds * (per_prompt * plan["prompts_per_round"]
-                                                                  + steps * step_s) / 60, 1),
+                    estimated_minutes=round(min(minutes, settings.max_minutes or minutes), 1),
                     note="dry run: sampling of 2 prompts and one step timed, nothing trained; the estimate is an "
                          "upper bound (every prompt keeps rs_keep_per_prompt answers, no extra copies)")
 
     def run_record(self) -> dict:
-        return {"data_files": {"train": self.train_data, "sft_mix": self.sft_data}, "method": "rejection_sft",
+        return {"data_files": {"train": self.train_data, "sft_mix": self.sft_data}, "method": self.method,
                 "sft_model": str(self.sft_adapter) if self.sft_adapter else None}
 
     def save_weights(self, trainer, folder) -> None:
@@ -373,16 +428,21 @@ def plot_rounds(rows: list[dict], rounds: list[dict], title: str = "Rejection-sa
         ax_loss.axvline(done, color="grey", ls=":", alpha=0.7)
     ax_loss.set(xlabel="optimizer step (dotted: a new round)", ylabel="cross-entropy on kept answers",
                 title=title)
-    numbers = [r["round"] for r in rounds]
+    numbers, drawn = [r["round"] for r in rounds], 0
     for key, label in (("sampled_accuracy", "samples right"), ("greedy_accuracy", "greedy right")):
         values = [r.get(key) for r in rounds]
         if any(v is not None for v in values):
             ax_acc.plot(numbers, values, "o-", label=label)
+            drawn += 1
     ax_acc.set(xlabel="round (measured before its fine-tuning)", ylabel="share", ylim=(0, 1),
                title="the policy each round samples from")
     if numbers:
         ax_acc.set_xticks(numbers)
+    if drawn:
         ax_acc.legend(fontsize=8)
+    elif numbers:  # more_sft: the control trains on the teacher's solutions and samples nothing
+        ax_acc.text(0.5, 0.5, "nothing sampled: the control trains\non the teacher's worked solutions",
+                    ha="center", va="center", transform=ax_acc.transAxes, fontsize=9, color="grey")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -288,14 +288,21 @@ def final_adapter(run: str | Path) -> Path | None:
     return final if (final / "adapter_config.json").is_file() else None
 
 
+def run_method(run: str | Path) -> str:
+    """The reward-stage method a run trained with (``grpo`` for runs from before the choice existed)."""
+    return read_run(run).get("settings", {}).get("method") or "grpo"
+
+
 def pick_run(stage: str, run: str | Path = "", adapter: bool = False, root: str | Path | None = None,
-             required: bool = False) -> Path | None:
+             required: bool = False, method: str | None = None) -> Path | None:
     """The run folder a later notebook reads: the one named, else the newest completed run of ``stage``, else None.
 
     ``run`` names a run folder (a path from the repository root, or a folder name under ``output/``) or its
     ``final_model/``, and it must have a ``run.json``. With ``adapter=True`` the run must have a final adapter,
     and only such runs count as the newest. ``required=True`` raises, naming the notebook that makes such a
-    run, instead of returning None. The one way the workbook finds runs: 03_sft_eval, 04_grpo_train (through
+    run, instead of returning None. ``method`` (reward-stage runs: grpo | rejection_sft | more_sft) counts only
+    the newest run of that method; a run named by ``run`` is taken whatever its method. The one way the workbook
+    finds runs: 03_sft_eval, 04_grpo_train (through
     ``helpers.grpo.resolve_sft_model``), 05_compare (through ``helpers.compare``) and 06_rag
     (``helpers.rag.adapters_from_runs``).
     """
@@ -312,7 +319,8 @@ def pick_run(stage: str, run: str | Path = "", adapter: bool = False, root: str 
         if adapter and final_adapter(path) is None:
             raise FileNotFoundError(f"{what} has no final_model/ with an adapter")
         return path
-    runs = [r for r in find_runs(stage, base) if not adapter or final_adapter(r) is not None]
+    runs = [r for r in find_runs(stage, base) if (not adapter or final_adapter(r) is not None)
+            and (method is None or run_method(r) == method)]
     if not runs and required:
         notebook = {"sft": "02_sft_train", "grpo": "04_grpo_train"}.get(stage, stage)
         what = " with a final_model/" if adapter else ""

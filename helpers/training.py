@@ -6,8 +6,9 @@ training); around it, a run folder with ``run.json`` (status ``running``, then
 ``completed``, ``failed`` or ``interrupted`` with the reason), a tail-able
 ``training_log.txt`` (cut back on resume, so no step appears twice), resume from
 the newest complete checkpoint, one retry with half the batch after a CUDA
-out-of-memory error, a stop at the first NaN or infinite loss, and an atomic
-``final_model/``. ``run_training`` does all of that once; a ``Stage`` (helpers.sft,
+out-of-memory error, a stop at the first NaN or infinite loss, an optional time
+budget (``max_minutes``: the run ends at the first step past it, and run.json says
+so), and an atomic ``final_model/``. ``run_training`` does all of that once; a ``Stage`` (helpers.sft,
 helpers.grpo) says only what its trainer does differently.
 
 Used by helpers.sft and helpers.grpo (02_sft_train, 04_grpo_train, ``python -m helpers.sft|grpo``).
@@ -244,16 +245,16 @@ def run_training(stage: Stage, settings, output_dir=None, resume=None, dry_run: 
     import torch
     from transformers import set_seed
 
-    from helpers.callbacks import NonFiniteLossCallback, StepTimer, TrainingLogCallback
+    from helpers.callbacks import NonFiniteLossCallback, StepTimer, TimeBudget, TrainingLogCallback
 
     root = check_output_path(output_dir, allow_outside_output) if output_dir is not None else None
     checkpoint = find_resume_checkpoint(root, resume) if (resume and root and not dry_run) else None
     set_seed(settings.seed)
     stage.load_model(settings)  # after the resume check: a checkpoint of another run fails before any model loads
     run = open_run_dir(stage.name, output_dir, allow_outside_output, dry_run, cpu=settings.device == "cpu")
-    nan_guard, timer, log_cb = NonFiniteLossCallback(), StepTimer(), None
+    nan_guard, timer, budget, log_cb = NonFiniteLossCallback(), StepTimer(), TimeBudget(settings.max_minutes), None
     log = TrainingLog(run.training_log, stage.log_columns) if run is not None and is_main_process() else None
-    own = [nan_guard, timer, *stage.callbacks(settings, log)]
+    own = [nan_guard, timer, budget, *stage.callbacks(settings, log)]
     if log is not None:
         log_cb = TrainingLogCallback(log, stage.metric_map, on_row=on_log_row)
         if resume:  # drop the rows the stopped run logged after its checkpoint; keep (and re-plot) the rest
@@ -276,6 +277,7 @@ def run_training(stage: Stage, settings, output_dir=None, resume=None, dry_run: 
         start_run(run, stage.name, settings.preset, cfg.as_dict(settings), record.pop("data_files"), settings.seed,
                   extra={"plan": plan, "resumed_from": checkpoint, **record})
     status, reason, smaller = "completed", None, None
+    budget.start()
     try:
         trainer.train(resume_from_checkpoint=checkpoint)
     except KeyboardInterrupt:
@@ -317,6 +319,7 @@ def run_training(stage: Stage, settings, output_dir=None, resume=None, dry_run: 
         if rows:
             stage.plot(rows).savefig(run.figure(stage.figure), dpi=110, bbox_inches="tight")
         finish_run(run, status, reason, global_step=step, train_seconds=round(sum(timer.times), 1),
+                   wall_minutes=round(budget.elapsed_minutes(), 2), stopped_by_budget=budget.stopped,
                    peak_memory_gb=peak_memory_gb(settings.device), processes=processes,
                    replicas_in_sync=None if sharded else replicas_in_sync(processes), **stage.finish(trainer, run))
         write_model_card(run.root)  # final_model/README.md and a portable base in adapter_config.json

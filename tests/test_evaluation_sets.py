@@ -70,6 +70,10 @@ def test_scorecard_puts_transfer_first_with_intervals_and_retention():
     assert card[1]["retention"] == pytest.approx(2 / 3, abs=1e-4) and "retention" not in card[0]
     text = evaluate.headline(card, "base", "sft")
     assert text.startswith("sft vs base: transfer 20.0% -> 40.0%") and "in distribution 0.0% -> 60.0%" in text
+    paired = {"n": 320, "newly_right": 60, "newly_wrong": 2, "mcnemar_p": 0.0}
+    assert ", paired: 60 newly right / 2 newly wrong, McNemar p < 1e-6;" in evaluate.headline(card, "base", "sft", paired)
+    paired["mcnemar_p"] = 0.031
+    assert ", McNemar p 0.031;" in evaluate.headline(card, "base", "sft", paired)
 
 
 def test_write_metrics_keeps_both_sets_and_the_top_level_models(tmp_path):

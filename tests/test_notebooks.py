@@ -129,17 +129,57 @@ def test_04_grpo_train(workspace):
     assert (run / "grpo_curves.png").is_file() and json.loads((run / "samples.json").read_text())
 
 
+def test_04_with_method_rejection_sft(workspace):
+    """04's other method from the same SFT run: one round, no headroom, no evaluation (05 grades it)."""
+    before = set(workspace["out"].glob("grpo_*"))
+    _run("04", workspace, METHOD="rejection_sft", TRAIN_DATA=_data(workspace, "grpo_train.json"),
+         VAL_DATA=_data(workspace, "grpo_val.json"), HEADROOM_PROMPTS=0, N_EVAL=0)
+    (run,) = set(workspace["out"].glob("grpo_*")) - before
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "completed" and record["settings"]["method"] == "rejection_sft"
+    assert record["plan"]["method"] == "rejection_sft" and len(record["rounds"]) == 1
+    assert "headroom" not in record and "accuracy" not in record
+    cfg = json.loads((run / "final_model" / "adapter_config.json").read_text())
+    sft_cfg = json.loads(next(workspace["out"].glob("sft_*/final_model/adapter_config.json")).read_text())
+    assert cfg["r"] == sft_cfg["r"] + record["settings"]["lora_r"]  # one adapter that loads on the plain base
+
+
+def test_04_with_method_more_sft_and_a_budget(workspace):
+    """The control of 05's budget-matched table, stopped by MAX_MINUTES: with a budget the rounds would go on
+    over the whole prompt pool (2 rounds of 4), and a budget this small ends the run after the first step."""
+    before = set(workspace["out"].glob("grpo_*"))
+    _run("04", workspace, METHOD="more_sft", MAX_MINUTES=0.001, TRAIN_DATA=_data(workspace, "grpo_train.json"),
+         VAL_DATA=_data(workspace, "grpo_val.json"), HEADROOM_PROMPTS=0, N_EVAL=0)
+    (run,) = set(workspace["out"].glob("grpo_*")) - before
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "completed" and record["settings"]["method"] == "more_sft"
+    assert record["plan"]["rounds"] == 2 and record["plan"]["samples_per_round"] == 0
+    assert record["stopped_by_budget"] is True and record["global_step"] == 1 and len(record["rounds"]) == 1
+    (first,) = record["rounds"]
+    assert first["samples"] == 0 and first["training_rows"] == first["prompts"] == 4
+    assert 0 < record["wall_minutes"] < 5
+    assert (run / "final_model" / "adapter_config.json").is_file()
+
+
 def test_05_compare(workspace):
     _run("05", workspace, EVAL_DATA=_data(workspace, "sft_val.json"))
     (out,) = list(workspace["out"].glob("compare_*"))
     card = json.loads((out / "scorecard.json").read_text())
-    assert [row["model"] for row in card["scorecard"]] == ["base", "sft", "grpo"]
+    methods = ["grpo", "rejection_sft", "more_sft"]
+    assert [row["model"] for row in card["scorecard"]] == ["base", "sft", *methods]
     for row in card["scorecard"]:
         for set_name in ("transfer", "in_distribution"):
             assert 0 <= row[f"{set_name}_strict"] <= 1 and len(row[f"{set_name}_95"]) == 2
         assert "reward_correctness" in row and "reward_format" in row
-    assert [r["model"] for r in card["retention"]] == ["sft", "grpo"]
-    assert set(card["paired"]) == {"sft vs base", "grpo vs sft"}
+    assert [r["model"] for r in card["retention"]] == ["sft", *methods]
+    assert set(card["paired"]) == {"sft vs base", "grpo vs sft", "rejection_sft vs sft", "more_sft vs sft",
+                                   "grpo vs more_sft", "rejection_sft vs more_sft"}
+    # the budget-matched table: one row per method with its cost and paired change, and the verdict in words
+    assert [row["method"] for row in card["budget"]] == methods and set(card["reward_runs"]) == set(methods)
+    for row in card["budget"]:
+        assert row["minutes"] > 0 and row["transfer_vs_sft"] is not None and 0 <= row["transfer_p"] <= 1
+    assert any(line.startswith("Not budget-matched") for line in card["verdict"])  # more_sft was cut at 0.001 min
+    assert any("vs the control" in line for line in card["verdict"])
     assert card["changes"]["transfer"] and card["by_family"]["transfer"]
     assert any("GRPO" in note and "too few" in note for note in card["notes"])  # fast_test says why nothing moved
     assert (out / "accuracy_by_family.png").is_file() and (out / "training_curves.png").is_file()
@@ -156,18 +196,3 @@ def test_06_rag(workspace):
     assert {"base", "sft", "grpo"} <= models, models
     assert metrics["retrieval"]["n"] > 0 and 0 <= metrics["retrieval"]["recall"] <= 1
     assert metrics["knowledge"]["passages"] >= 276 and metrics["option2"] is not None
-
-
-def test_04_with_method_rejection_sft(workspace):
-    """04's other method, after 05 and 06 have used the GRPO run: one round, no headroom, no evaluation."""
-    before = set(workspace["out"].glob("grpo_*"))
-    _run("04", workspace, METHOD="rejection_sft", TRAIN_DATA=_data(workspace, "grpo_train.json"),
-         VAL_DATA=_data(workspace, "grpo_val.json"), HEADROOM_PROMPTS=0, N_EVAL=0)
-    (run,) = set(workspace["out"].glob("grpo_*")) - before
-    record = json.loads((run / "run.json").read_text())
-    assert record["status"] == "completed" and record["settings"]["method"] == "rejection_sft"
-    assert record["plan"]["method"] == "rejection_sft" and len(record["rounds"]) == 1
-    assert "headroom" not in record and "accuracy" not in record
-    cfg = json.loads((run / "final_model" / "adapter_config.json").read_text())
-    sft_cfg = json.loads(next(workspace["out"].glob("sft_*/final_model/adapter_config.json")).read_text())
-    assert cfg["r"] == sft_cfg["r"] + record["settings"]["lora_r"]  # one adapter that loads on the plain base

@@ -203,3 +203,63 @@ def test_command_line_runs_the_method_asked(tiny_model_dir, files, workbook_outp
                       "--dry-run"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["status"] == "dry_run" and out["plan"]["method"] == "rejection_sft"
+
+
+# ---------------------------------------------------------------- the control (more_sft) and the time budget
+def test_teacher_rows_keep_worked_solutions_only():
+    rows, stats = rejection_sft.teacher_rows(ROWS[:3] + [{"question": "Q?", "answer": "Answer: 1", "final_answer": "1"}],
+                                             round_no=2)
+    assert [r["answer"] for r in rows] == [r["answer"] for r in ROWS[:3]]  # an answer-only row teaches no steps
+    assert {r["source"] for r in rows} == {"more_sft:round_2"}
+    assert stats["prompts"] == 4 and stats["samples"] == 0 and stats["training_rows"] == 3
+    assert stats["sampled_accuracy"] is None and stats["greedy_accuracy"] is None
+
+
+def test_more_sft_trains_on_the_teacher_and_samples_nothing(tiny_model_dir, files, workbook_output, monkeypatch):
+    def no_sampling(*args, **kwargs):
+        raise AssertionError("more_sft must not sample")
+
+    monkeypatch.setattr(rejection_sft, "sample_round", no_sampling)
+    result = grpo.train_grpo(_settings(tiny_model_dir, files[1], method="more_sft"), files[0])
+    record = json.loads(result.run.run_json.read_text())
+    assert result.status == "completed" and record["method"] == "more_sft" and record["plan"]["method"] == "more_sft"
+    assert len(record["rounds"]) == 2 and record["stopped_by_budget"] is False
+    for r in record["rounds"]:
+        assert r["samples"] == 0 and r["training_rows"] == r["prompts"] == 3
+        assert r["steps"] == math.ceil((3 + 1) / 4)  # 3 worked solutions + 1 SFT row (a quarter of the mix)
+    assert "worked solutions" in (result.run.root / "training_log.txt").read_text()
+    assert (result.final_model / "adapter_model.safetensors").is_file()
+
+
+def test_a_budget_ends_the_rounds_after_the_first_step(tiny_model_dir, files, workbook_output):
+    settings = _settings(tiny_model_dir, files[1], method="more_sft", max_minutes=1e-6, rs_rounds=1)
+    result = grpo.train_grpo(settings, files[0])
+    record = json.loads(result.run.run_json.read_text())
+    assert record["plan"]["rounds"] == math.ceil(len(ROWS) / 3)  # with a budget the rounds cover the whole pool
+    assert record["stopped_by_budget"] is True and record["global_step"] == 1 and len(record["rounds"]) == 1
+    assert result.status == "completed" and record["wall_minutes"] > 0 and result.final_model
+
+
+def test_more_sft_refuses_answer_only_prompts(tiny_model_dir, tmp_path, files, workbook_output):
+    answer_only = tmp_path / "keys.json"
+    answer_only.write_text(json.dumps([{"question": r["question"], "answer": f"Answer: {r['final_answer']}",
+                                        "final_answer": r["final_answer"]} for r in ROWS]))
+    from helpers.training import RunSetupError
+
+    with pytest.raises(RunSetupError, match="more_sft needs worked solutions"):
+        grpo.train_grpo(_settings(tiny_model_dir, files[1], method="more_sft"), answer_only)
+    assert list(workbook_output.iterdir()) == []
+
+
+def test_time_budget_callback():
+    from transformers import TrainerControl
+
+    from helpers.callbacks import TimeBudget
+
+    none, tiny = TimeBudget(0), TimeBudget(1e-9)
+    none.start()
+    tiny.start()
+    assert not none.spent() and not none.on_step_end(None, None, TrainerControl()).should_training_stop
+    control = tiny.on_step_end(None, None, TrainerControl())
+    assert tiny.spent() and tiny.stopped and control.should_training_stop and not control.should_save
+    assert not TimeBudget(5).spent()  # not started: nothing spent
