@@ -34,8 +34,9 @@ supported (a stopped run starts again).
 rounds on the same fresh prompts, but each prompt's row is the generator's own worked
 solution (a perfect teacher) instead of the policy's verified samples, so no time goes
 to sampling. With ``max_minutes`` set, rounds go on, on fresh prompts, until the
-budget is spent or every prompt was used once; 05_compare sets the three methods side
-by side at the same minutes.
+budget is spent or every prompt was used once, and a round samples for at most a quarter
+of the budget (``ROUND_SHARE``) so that it trains on what it kept; 05_compare sets the
+three methods side by side at the same minutes.
 
 Reached through ``helpers.grpo.train_grpo`` with ``method="rejection_sft"`` or
 ``"more_sft"``, ``python -m helpers.grpo --method ...`` and notebook 04's ``METHOD``.
@@ -157,6 +158,11 @@ def mix_with_sft(rows: list[dict], sft_rows: list[dict], share: float, seed: int
     return list(rows) + random.Random(seed).sample(sft_rows, n)
 
 
+#: With ``max_minutes`` set, a round samples for at most this share of the budget, so several rounds of
+#: sample-then-train fit in it (RejectionRounds.sample_within_budget).
+ROUND_SHARE = 0.25
+
+
 def prompt_rounds(pool: list[dict], rounds: int, per_round: int, seed: int) -> list[list[dict]]:
     """The prompts of each round, drawn from a seeded shuffle of ``pool``: none repeats before all were used.
 
@@ -249,7 +255,7 @@ class RejectionRounds:
     def train(self, resume_from_checkpoint=None) -> None:  # never resumed: train_rejection_sft refuses it
         from helpers.callbacks import TimeBudget
 
-        budget = next((cb for cb in self.callbacks if isinstance(cb, TimeBudget)), None)
+        budget = self.budget = next((cb for cb in self.callbacks if isinstance(cb, TimeBudget)), None)
         for number, prompts in enumerate(self.stage.round_prompts, start=1):
             if budget is not None and budget.spent():  # the budget ends the run between rounds too
                 budget.stopped = True
@@ -261,6 +267,28 @@ class RejectionRounds:
             if any(getattr(cb, "failure", None) for cb in self.callbacks):  # the NaN guard stopped a round
                 break
 
+    def sample_within_budget(self, prompts: list[dict], number: int) -> tuple[list[dict], list, list[str]]:
+        """The round's samples; with a time budget, in chunks of one generation batch, stopping once the round
+        has sampled for ``ROUND_SHARE`` of the budget (the prompts not reached are left out of this round).
+
+        Why: on two CPU cores 64 prompts x 8 samples take about 9 minutes, longer than a short budget, and a
+        round that spends the budget sampling never trains on what it kept (measured 2026-12-03: one step in
+        8 minutes). A capped round leaves time to train, and the next round samples again from the newer policy.
+        """
+        s, budget = self.settings, getattr(self, "budget", None)
+        if budget is None or not budget.minutes:
+            return (prompts, *sample_round(self.model, self.stage.tokenizer, prompts, s, seed=s.seed + number))
+        chunk, start = max(1, 64 // s.rs_samples_per_prompt), time.perf_counter()
+        done, samples, greedy = [], [], []
+        for at in range(0, len(prompts), chunk):
+            part = prompts[at:at + chunk]
+            got, best = sample_round(self.model, self.stage.tokenizer, part, s, seed=s.seed + 1000 * number + at,
+                                     progress=False)
+            done, samples, greedy = done + part, samples + got, greedy + best
+            if time.perf_counter() - start >= ROUND_SHARE * budget.minutes * 60 or budget.spent():
+                break
+        return done, samples, greedy
+
     def run_round(self, number: int, prompts: list[dict]) -> dict:
         """Sample, keep the verified-right answers, mix, fine-tune; returns the round's record."""
         from helpers.sft import build_sft_trainer, fit_rows
@@ -269,7 +297,7 @@ class RejectionRounds:
         if s.method == "more_sft":  # the control: the teacher's worked solutions, nothing sampled
             rows, record = teacher_rows(prompts, number)
         else:
-            samples, greedy = sample_round(self.model, tokenizer, prompts, s, seed=s.seed + number)
+            prompts, samples, greedy = self.sample_within_budget(prompts, number)
             rows, record = keep_verified(prompts, samples, greedy, s.rs_keep_per_prompt, s.rs_greedy_wrong_copies,
                                          number)
         record["sample_seconds"] = round(time.perf_counter() - start, 1)

@@ -263,3 +263,32 @@ def test_time_budget_callback():
     control = tiny.on_step_end(None, None, TrainerControl())
     assert tiny.spent() and tiny.stopped and control.should_training_stop and not control.should_save
     assert not TimeBudget(5).spent()  # not started: nothing spent
+
+
+def test_with_a_budget_a_round_samples_in_chunks_and_stops_at_its_share(monkeypatch):
+    import types
+
+    from helpers.callbacks import TimeBudget
+
+    calls = []
+
+    def recorder(model, tokenizer, prompts, settings, seed, progress=True):
+        calls.append(len(prompts))
+        return [[{"text": "Answer: 1", "tokens": 3, "truncated": False}] for _ in prompts], ["g"] * len(prompts)
+
+    monkeypatch.setattr(rejection_sft, "sample_round", recorder)
+    prompts = [{"question": f"Q{i}?"} for i in range(7)]
+    rounds = types.SimpleNamespace(settings=types.SimpleNamespace(rs_samples_per_prompt=32, seed=0), model=None,
+                                   stage=types.SimpleNamespace(tokenizer=None), budget=TimeBudget(0))
+    done, samples, greedy = rejection_sft.RejectionRounds.sample_within_budget(rounds, prompts, 1)
+    assert calls == [7] and done == prompts and len(samples) == len(greedy) == 7  # no budget: one call
+    calls.clear()
+    rounds.budget = TimeBudget(10)
+    rounds.budget.start()
+    done, samples, greedy = rejection_sft.RejectionRounds.sample_within_budget(rounds, prompts, 1)
+    assert calls == [2, 2, 2, 1] and done == prompts  # chunks of 64 // 32 prompts, all within the share
+    calls.clear()
+    rounds.budget = TimeBudget(1e-9)
+    rounds.budget.start()
+    done, samples, greedy = rejection_sft.RejectionRounds.sample_within_budget(rounds, prompts, 1)
+    assert calls == [2] and done == prompts[:2] and len(samples) == len(greedy) == 2  # the share is used: stop
