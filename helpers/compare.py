@@ -58,15 +58,20 @@ def reward_stage_runs(sft_run: Path | None, given: str = "", root: str | Path | 
     return {m: found[m] for m in REWARD_METHODS if m in found}
 
 
+def _by_method(reward_runs: dict[str, Path] | str | Path | None) -> dict[str, Path]:
+    """``{method: run}`` (``reward_stage_runs``) as it is, one run as ``{"grpo": run}``, None as ``{}``."""
+    if reward_runs is None or isinstance(reward_runs, (str, Path)):
+        return {"grpo": Path(reward_runs)} if reward_runs else {}
+    return dict(reward_runs)
+
+
 def models_to_compare(sft_run: Path | None, reward_runs: dict[str, Path] | Path | None) -> dict[str, Path | None]:
     """``{"base": None, "sft": adapter, <method>: adapter, ...}`` for the runs that exist.
 
     ``reward_runs``: ``{method: run}`` (``reward_stage_runs``), or one GRPO run.
     """
-    if reward_runs is None or isinstance(reward_runs, (str, Path)):
-        reward_runs = {"grpo": Path(reward_runs)} if reward_runs else {}
     models: dict[str, Path | None] = {"base": None}
-    for name, run in (("sft", sft_run), *reward_runs.items()):
+    for name, run in (("sft", sft_run), *_by_method(reward_runs).items()):
         if run is not None and final_adapter(run) is not None:
             models[name] = final_adapter(run)
     return models
@@ -233,9 +238,7 @@ def describe_changes(reports: list[EvalReport], min_gap: float = 0.1,
 def training_notes(sft_run: Path | None, reward_runs: dict[str, Path] | Path | None,
                    min_steps: int = 20) -> list[str]:
     """Plain words on runs too short to change a model, so an unchanged score is not read as a finding."""
-    if reward_runs is None or isinstance(reward_runs, (str, Path)) or not reward_runs:
-        reward_runs = {"grpo": reward_runs or None}
-    notes = []
+    notes, reward_runs = [], _by_method(reward_runs) or {"grpo": None}  # no run at all: say the GRPO row is missing
     for stage, run in (("SFT", sft_run), *((m.upper(), r) for m, r in reward_runs.items())):
         if run is None:
             notes.append(f"No completed {stage} run was found: its row is missing.")

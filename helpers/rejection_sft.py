@@ -245,6 +245,7 @@ class RejectionRounds:
     def __init__(self, stage: RejectionSFTStage, settings: cfg.GRPOSettings, model, output_dir: Path, callbacks):
         self.stage, self.settings, self.model, self.output_dir = stage, settings, model, Path(output_dir)
         self.callbacks, self.state, self._round_step = list(callbacks), types.SimpleNamespace(global_step=0), None
+        self.budget = None  # the run's TimeBudget, found among the callbacks when training starts
 
     def add_callback(self, callback) -> None:
         self.callbacks.append(callback)
@@ -275,7 +276,7 @@ class RejectionRounds:
         round that spends the budget sampling never trains on what it kept (measured 2026-12-03: one step in
         8 minutes). A capped round leaves time to train, and the next round samples again from the newer policy.
         """
-        s, budget = self.settings, getattr(self, "budget", None)
+        s, budget = self.settings, self.budget
         if budget is None or not budget.minutes:
             return (prompts, *sample_round(self.model, self.stage.tokenizer, prompts, s, seed=s.seed + number))
         chunk, start = max(1, 64 // s.rs_samples_per_prompt), time.perf_counter()
@@ -406,7 +407,7 @@ class RejectionSFTStage(Stage):
         start = time.perf_counter()
         if not teacher:  # the control samples nothing
             sample_round(trainer.model, self.tokenizer, prompts, settings, settings.seed, progress=False)
-        per_prompt = (time.perf_counter() - start) / len(prompts) if not teacher else 0.0
+        per_prompt = (time.perf_counter() - start) / len(prompts)  # the control's is the time of no sampling, ~0
         sft = build_sft_trainer(round_sft_settings(settings), trainer.model, self.tokenizer, prompts, [], out_dir)
         step_s = measure_one_step(sft)
         rows = plan["prompts_per_round"] * (1 if teacher else settings.rs_keep_per_prompt) / (1 - settings.rs_sft_share)
