@@ -412,13 +412,16 @@ def transfer_records(n: int = 0) -> list[dict]:
     return transfer_set(n or None)
 
 
-def evaluation_sets(eval_data: str | Path, plan: dict, seed: int = 0) -> dict[str, list[dict]]:
+def evaluation_sets(eval_data: str | Path, plan: dict, seed: int = 0, exclude=frozenset()) -> dict[str, list[dict]]:
     """The records of both sets for an evaluation plan (a row of ``EVAL_PRESETS``), the same for every model.
 
-    Used in 03_sft_eval, 04_grpo_train, 05_compare and ``python -m helpers evaluate``.
+    ``exclude``: questions left out of the in-distribution set (04: the prompts a probe chose final_model/ by,
+    so no figure is measured on what picked the model). Used in 03_sft_eval, 04_grpo_train, 05_compare and
+    ``python -m helpers evaluate``.
     """
+    held = eval_records(eval_data, plan["n_numeric"], plan["n_concept"], seed)
     return {"transfer": transfer_records(plan.get("n_transfer", 0)),
-            "in_distribution": eval_records(eval_data, plan["n_numeric"], plan["n_concept"], seed)}
+            "in_distribution": [r for r in held if r["question"] not in exclude]}
 
 
 @functools.lru_cache(maxsize=8)

@@ -109,6 +109,24 @@ def plot_grpo_curves(rows: list[dict], title: str = "GRPO"):
     return fig
 
 
+def plot_probe(probe: dict, title: str = "probe accuracy"):
+    """Greedy probe accuracy against the step (run.json ``probe``), the step final_model/ holds marked."""
+    history = probe["history"]
+    fig, ax = subplots(figsize=(6, 3.2))
+    ax.plot([h["step"] for h in history], [h["accuracy"] for h in history], marker="o")
+    best = next(h for h in history if h["step"] == probe["best_step"])
+    ax.plot([best["step"]], [best["accuracy"]], marker="*", markersize=14, linestyle="none",
+            label=f"final_model/: step {best['step']}")
+    ax.set_xlabel("step")
+    ax.set_ylabel(f"strict accuracy, {probe['n']} held-out prompts")
+    ax.set_ylim(0, max(0.05, 1.15 * max(h["accuracy"] for h in history)))
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
 def plot_accuracy_bars(table: dict[str, dict[str, float]], title: str = "accuracy by family", ylabel="accuracy"):
     """Grouped bars: ``table[model][group] = value`` (e.g. base/SFT/GRPO by problem family)."""
     models = list(table)

@@ -258,7 +258,7 @@ class RejectionRounds:
 
         budget = self.budget = next((cb for cb in self.callbacks if isinstance(cb, TimeBudget)), None)
         for number, prompts in enumerate(self.stage.round_prompts, start=1):
-            if budget is not None and budget.spent():  # the budget ends the run between rounds too
+            if number > 1 and budget is not None and budget.spent():  # the budget ends the run between rounds
                 budget.stopped = True
                 break
             record = self.run_round(number, prompts)

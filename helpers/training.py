@@ -7,7 +7,7 @@ training); around it, a run folder with ``run.json`` (status ``running``, then
 ``training_log.txt`` (cut back on resume, so no step appears twice), resume from
 the newest complete checkpoint, one retry with half the batch after a CUDA
 out-of-memory error, a stop at the first NaN or infinite loss, an optional time
-budget (``max_minutes``: the run ends at the first step past it, and run.json says
+budget (``max_minutes``: the run ends at the step end nearest it, and run.json says
 so), and an atomic ``final_model/``. ``run_training`` does all of that once; a ``Stage`` (helpers.sft,
 helpers.grpo) says only what its trainer does differently.
 
@@ -230,6 +230,26 @@ def save_final_model(run: RunPaths, tokenizer, save_weights) -> Path:
 
 
 # ---------------------------------------------------------------- the skeleton
+DEFAULT_PROBE_DATA = Path(__file__).resolve().parents[1] / "data" / "training_data" / "grpo_val.json"
+
+
+def probe_records(settings) -> list[dict]:
+    """The fixed probe of a reward-stage run (``probe_every`` > 0): ``probe_size`` numeric rows of
+    ``probe_data`` (default grpo_val.json, held out from the reward stage's prompts), the same for every run
+    of a seed. Empty without a probe. A missing or empty file fails here, before any folder exists."""
+    if not getattr(settings, "probe_every", 0):
+        return []
+    path = Path(settings.probe_data or DEFAULT_PROBE_DATA)
+    if not path.is_file():
+        raise RunSetupError(f"probe_data: {path} does not exist (the probe needs held-out prompts with answers)")
+    rows = [r for r in load_rows(path)[0] if r.get("final_answer") not in (None, "")]  # malformed: DataError
+    if not rows:
+        raise RunSetupError(f"probe_data: {path} has no valid row with a final_answer to probe on")
+    if settings.probe_size < len(rows):
+        rows = random.Random(settings.seed).sample(rows, settings.probe_size)
+    return rows
+
+
 def run_training(stage: Stage, settings, output_dir=None, resume=None, dry_run: bool = False, on_log_row=None,
                  allow_outside_output: bool = False, callbacks=(), halve_batch_on_oom: bool = False) -> TrainingResult:
     """Plan, dry run or train, with the run folder, resume, OOM retry, NaN guard and an atomic final_model/.
@@ -241,11 +261,14 @@ def run_training(stage: Stage, settings, output_dir=None, resume=None, dry_run: 
     elif resume and not dry_run:
         raise RunSetupError("resume: give output_dir, the run folder to resume in")
     plan = stage.load_data(settings)  # a bad file or row fails here, before torch loads and before any folder exists
+    probe_rows = probe_records(settings) if not dry_run else []
+    if probe_rows:
+        plan["probe"] = f"{len(probe_rows)} prompts every {settings.probe_every} steps; final_model/ is the best"
 
     import torch
     from transformers import set_seed
 
-    from helpers.callbacks import NonFiniteLossCallback, StepTimer, TimeBudget, TrainingLogCallback
+    from helpers.callbacks import NonFiniteLossCallback, ProbeCheckpoints, StepTimer, TimeBudget, TrainingLogCallback
 
     root = check_output_path(output_dir, allow_outside_output) if output_dir is not None else None
     checkpoint = find_resume_checkpoint(root, resume) if (resume and root and not dry_run) else None
@@ -255,6 +278,10 @@ def run_training(stage: Stage, settings, output_dir=None, resume=None, dry_run: 
     nan_guard, timer, budget, log_cb = NonFiniteLossCallback(), StepTimer(), TimeBudget(settings.max_minutes), None
     log = TrainingLog(run.training_log, stage.log_columns) if run is not None and is_main_process() else None
     own = [nan_guard, timer, budget, *stage.callbacks(settings, log)]
+    probe = ProbeCheckpoints(probe_rows, stage.tokenizer, settings.probe_every, settings.probe_max_new_tokens) \
+        if probe_rows else None
+    if probe is not None:
+        own.append(probe)
     if log is not None:
         log_cb = TrainingLogCallback(log, stage.metric_map, on_row=on_log_row)
         if resume:  # drop the rows the stopped run logged after its checkpoint; keep (and re-plot) the rest
@@ -307,6 +334,8 @@ def run_training(stage: Stage, settings, output_dir=None, resume=None, dry_run: 
     sharded = bool(getattr(trainer, "is_fsdp_enabled", False))
     if status == "completed" and sharded:  # FSDP: the whole state dict, gathered by every process together
         trainer.full_state_dict = trainer.accelerator.get_state_dict(trainer.model)
+    if probe is not None and status == "completed":
+        probe.restore_best(trainer.model)  # final_model/ is the best probe's weights, on every process
     if is_main_process():
         step = trainer.state.global_step
         if status == "completed":
@@ -321,7 +350,8 @@ def run_training(stage: Stage, settings, output_dir=None, resume=None, dry_run: 
         finish_run(run, status, reason, global_step=step, train_seconds=round(sum(timer.times), 1),
                    wall_minutes=round(budget.elapsed_minutes(), 2), stopped_by_budget=budget.stopped,
                    peak_memory_gb=peak_memory_gb(settings.device), processes=processes,
-                   replicas_in_sync=None if sharded else replicas_in_sync(processes), **stage.finish(trainer, run))
+                   replicas_in_sync=None if sharded else replicas_in_sync(processes),
+                   **({"probe": probe.record()} if probe is not None else {}), **stage.finish(trainer, run))
         write_model_card(run.root)  # final_model/README.md and a portable base in adapter_config.json
     if status == "interrupted":
         raise KeyboardInterrupt(reason)

@@ -265,6 +265,33 @@ def test_time_budget_callback():
     assert not TimeBudget(5).spent()  # not started: nothing spent
 
 
+def test_time_budget_stops_at_the_step_end_nearest_the_budget(monkeypatch):
+    """70-second steps and a 4-minute budget: after 3 steps (3.5 min) a fourth would end at 4.67 min, 0.67 past
+    the budget, further than 3.5 is short of it (0.5), so the run stops there; with 60-second steps it runs
+    the fourth (ending exactly on the budget)."""
+    from transformers import TrainerControl
+
+    from helpers import callbacks
+
+    def steps_until_stop(step_seconds, minutes):
+        clock = [0.0]
+        monkeypatch.setattr(callbacks.time, "monotonic", lambda: clock[0])
+        budget = callbacks.TimeBudget(minutes)
+        budget.start()
+        for step in range(1, 100):
+            clock[0] += step_seconds
+            if budget.on_step_end(None, None, TrainerControl()).should_training_stop:
+                return step, clock[0] / 60, budget
+        raise AssertionError("never stopped")
+
+    step, ended, budget = steps_until_stop(70, 4)
+    assert step == 3 and abs(ended - 3.5) < 1e-9 and budget.stopped and budget.expected_step_minutes() == 70 / 60
+    step, ended, _ = steps_until_stop(60, 4)
+    assert step == 4 and ended == 4.0
+    step, ended, _ = steps_until_stop(70, 0.5)  # a budget shorter than one step still trains one step
+    assert step == 1
+
+
 def test_with_a_budget_a_round_samples_in_chunks_and_stops_at_its_share(monkeypatch):
     import types
 
