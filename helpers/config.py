@@ -204,7 +204,7 @@ _GRPO_PRESETS: dict[str, dict[str, dict]] = {
         "cpu": dict(max_steps=2, batch_size=4, num_generations=4, max_new_tokens=48, lr=1e-5, lora_r=8,
                     lora_alpha=16, logging_steps=1, save_steps=2, max_train_examples=8, sample_table_every=1,
                     rs_rounds=1, rs_prompts_per_round=4, rs_samples_per_prompt=4, rs_keep_per_prompt=2,
-                    rs_batch_size=4, probe_every=1, probe_size=4, probe_max_new_tokens=48),
+                    rs_batch_size=4, probe_every=2, probe_size=4, probe_max_new_tokens=48),
         "cuda": dict(max_steps=4, batch_size=8, num_generations=4, max_new_tokens=64, lr=1e-5, lora_r=8,
                      lora_alpha=16, logging_steps=1, save_steps=2, max_train_examples=32, sample_table_every=2,
                      rs_rounds=1, rs_prompts_per_round=8, rs_samples_per_prompt=4, rs_keep_per_prompt=2,

@@ -351,7 +351,8 @@ def run_training(stage: Stage, settings, output_dir=None, resume=None, dry_run: 
                    wall_minutes=round(budget.elapsed_minutes(), 2), stopped_by_budget=budget.stopped,
                    peak_memory_gb=peak_memory_gb(settings.device), processes=processes,
                    replicas_in_sync=None if sharded else replicas_in_sync(processes),
-                   **({"probe": probe.record()} if probe is not None else {}), **stage.finish(trainer, run))
+                   **({"probe": probe.record()} if probe is not None and probe.history else {}),
+                   **stage.finish(trainer, run))
         write_model_card(run.root)  # final_model/README.md and a portable base in adapter_config.json
     if status == "interrupted":
         raise KeyboardInterrupt(reason)

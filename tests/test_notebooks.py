@@ -127,9 +127,9 @@ def test_04_grpo_train(workspace):
     assert metrics["sets"]["in_distribution"]["models"]["after"]["n_numeric"] == 8
     assert metrics["paired"]["after vs before"]["transfer"]["n"] == 24
     assert (run / "grpo_curves.png").is_file() and json.loads((run / "samples.json").read_text())
-    # the probe (fast_test: 4 held-out prompts every step): the start, both steps; final_model/ is the best of them
+    # the probe (fast_test: 4 held-out prompts every 2 steps): the start and step 2; final_model/ is the better one
     probe = record["probe"]
-    assert [h["step"] for h in probe["history"]] == [0, 1, 2] and probe["n"] == 4
+    assert [h["step"] for h in probe["history"]] == [0, 2] and probe["n"] == 4
     assert probe["best_step"] in (0, 1, 2) and (run / "probe.png").is_file()
 
 

@@ -185,9 +185,11 @@ def test_a_round_without_a_right_sample_trains_nothing(tiny_model_dir, files, wo
     monkeypatch.setattr(rejection_sft, "sample_round", all_wrong)
     result = grpo.train_grpo(_settings(tiny_model_dir, files[1], rs_rounds=1), files[0])
     assert result.status == "completed"
-    (r,) = json.loads(result.run.run_json.read_text())["rounds"]
+    record = json.loads(result.run.run_json.read_text())
+    (r,) = record["rounds"]
     assert r["steps"] == 0 and r["training_rows"] == 0 and "nothing to learn" in r["note"]
     assert (result.final_model / "adapter_model.safetensors").is_file()
+    assert "probe" not in record  # fast_test probes, but no step trained: nothing was probed, nothing recorded
 
 
 def test_dry_run_times_sampling_and_a_step_and_writes_nothing(tiny_model_dir, files, workbook_output):
