@@ -242,12 +242,12 @@ def probe_records(settings) -> list[dict]:
     path = Path(settings.probe_data or DEFAULT_PROBE_DATA)
     if not path.is_file():
         raise RunSetupError(f"probe_data: {path} does not exist (the probe needs held-out prompts with answers)")
-    rows = [r for r in load_rows(path)[0] if r.get("final_answer") not in (None, "")]  # malformed: DataError
+    from helpers.evaluate import is_numeric_record
+
+    rows = [r for r in load_rows(path)[0] if is_numeric_record(r)]  # a malformed file: DataError
     if not rows:
         raise RunSetupError(f"probe_data: {path} has no valid row with a final_answer to probe on")
-    if settings.probe_size < len(rows):
-        rows = random.Random(settings.seed).sample(rows, settings.probe_size)
-    return rows
+    return select_rows(rows, settings.probe_size, settings.seed)
 
 
 def run_training(stage: Stage, settings, output_dir=None, resume=None, dry_run: bool = False, on_log_row=None,
