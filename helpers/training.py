@@ -269,10 +269,13 @@ def run_training(stage: Stage, settings, output_dir=None, resume=None, dry_run: 
     from transformers import set_seed
 
     from helpers.callbacks import NonFiniteLossCallback, ProbeCheckpoints, StepTimer, TimeBudget, TrainingLogCallback
+    from helpers.memory import fix_mmap_threshold
 
     root = check_output_path(output_dir, allow_outside_output) if output_dir is not None else None
     checkpoint = find_resume_checkpoint(root, resume) if (resume and root and not dry_run) else None
     set_seed(settings.seed)
+    if settings.device == "cpu" and fix_mmap_threshold(settings.mmap_threshold_kib):
+        plan["mmap_threshold_kib"] = settings.mmap_threshold_kib  # before the model loads, as it was measured
     stage.load_model(settings)  # after the resume check: a checkpoint of another run fails before any model loads
     run = open_run_dir(stage.name, output_dir, allow_outside_output, dry_run, cpu=settings.device == "cpu")
     nan_guard, timer, budget, log_cb = NonFiniteLossCallback(), StepTimer(), TimeBudget(settings.max_minutes), None

@@ -1,6 +1,9 @@
 """The memory savers change nothing that is trained: same log-probs, loss, gradient and logged metrics as TRL's."""
 
+import subprocess
+import sys
 import types
+from pathlib import Path
 
 import pytest
 import torch
@@ -161,3 +164,30 @@ def test_dropout_keeping_bits_draws_the_same_masks_and_gives_the_same_gradient()
     assert torch.equal(out, b_out) and torch.equal(grad, b_grad)
     assert (out == 0).any(), "p=0.05 over 300 values should drop some"
     assert b_nbytes * 4 == nbytes == 300 * 4
+
+
+_HALF_FREED = """
+import sys, torch
+from helpers.memory import fix_mmap_threshold
+applied = fix_mmap_threshold(int(sys.argv[1]))
+def rss_mb():
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS")) / 1024
+torch.empty(512 * 1024, dtype=torch.uint8).fill_(1)  # one block freed: glibc's own threshold moves up to it
+blocks = [torch.empty(512 * 1024, dtype=torch.uint8).fill_(1) for _ in range(200)]  # 100 MB
+before = rss_mb()
+del blocks[::2]  # every other block freed: holes in a heap cannot go back to the system
+print(applied, round(before - rss_mb()))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_fixed_mmap_threshold_gives_freed_blocks_back_and_glibcs_own_keeps_them():
+    """Why GRPO low_memory sets mmap_threshold_kib: 50 MB freed in holes comes back with it, not without it."""
+    def freed_mb(kib):
+        out = subprocess.run([sys.executable, "-c", _HALF_FREED, str(kib)], capture_output=True, text=True,
+                             check=True, cwd=Path(__file__).resolve().parents[1]).stdout.split()
+        return out[0] == "True", int(out[1])
+
+    assert freed_mb(128) == (True, pytest.approx(50, abs=8))
+    applied, freed = freed_mb(0)
+    assert not applied and freed < 10
