@@ -228,8 +228,8 @@ _GRPO_PRESETS: dict[str, dict[str, dict]] = {
                      probe_every=50),
     },
     # CPU: 2 prompts x 4 samples for a machine with 4 GB, passes of <= 128 tokens (peak 1.89 GB over a 12-minute
-    # run, against 2.19 GB with passes of 256) and glibc's mmap threshold fixed at 128 KiB (peak 1.53 GB against
-    # 1.97 GB over the same first 6 steps, about 18% slower; helpers.memory.fix_mmap_threshold). 2026-12-03.
+    # run, against 2.19 GB with passes of 256) and glibc's mmap threshold fixed at 128 KiB (1.49 GB over a 12-minute
+    # run of the same samples, 22 steps instead of 25: about 18% slower; helpers.memory.fix_mmap_threshold). 2026-12-03.
     "low_memory": {
         "cpu": dict(max_steps=50, batch_size=8, num_generations=4, max_new_tokens=128, lr=1e-4, beta=0.04,
                     lr_scheduler="constant_with_warmup", logging_steps=1, save_steps=10, max_tokens_per_pass=128,
