@@ -322,9 +322,9 @@ def fix_mmap_threshold(kib: int) -> bool:
 
     Why: glibc raises its mmap threshold each time such a block is freed (up to 32 MB), so after the first
     steps most of a step's tensors come from the heap, and pages freed there stay with the process: RSS creeps
-    up over a run. Fixed at 128 KiB, GRPO ``low_memory`` on the 2-core CPU peaked at 1.53 GB instead of 1.97 GB
-    over the same first 6 steps, about 18% slower (more page faults; 2026-12-03, benchmarks/RESULTS.md), which
-    is why only that preset sets it. The arithmetic is untouched. Process-wide and for the rest of the process
+    up over a run. Fixed at 128 KiB, GRPO ``low_memory`` on the 2-core CPU peaked at 1.49 GB instead of 1.89 GB
+    over a 12-minute run of the same samples, about 18% slower (more page faults; 2026-12-03,
+    benchmarks/RESULTS.md), which is why only that preset sets it. The arithmetic is untouched. Process-wide and for the rest of the process
     (a notebook's kernel too). Returns whether it was applied: glibc only (0 asks for nothing).
     Called by helpers.training.run_training with ``settings.mmap_threshold_kib``.
     """
@@ -335,4 +335,3 @@ def fix_mmap_threshold(kib: int) -> bool:
     except OSError:  # not glibc (macOS, musl): nothing to set
         return False
     return bool(libc.mallopt(_M_MMAP_THRESHOLD, int(kib) * 1024))
-
