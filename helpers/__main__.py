@@ -6,6 +6,7 @@
 ``python -m helpers export --run output/<run> --to output/export_<date>`` merges, converts to GGUF, writes a card.
 ``python -m helpers evaluate --run output/sft_<date>`` grades runs against the base on both evaluation sets.
 ``python -m helpers retention`` builds the retention set (the questions the base model answers right).
+``python -m helpers replay`` builds the replay set (the base model's right answers to training questions).
 """
 
 import json
@@ -35,6 +36,12 @@ def main(argv=None) -> int:
     ret = sub.add_parser("retention", help="build data/retention_set.json: the questions the base model answers right")
     ret.add_argument("--model-name", default="embedded")
     ret.add_argument("--max-new-tokens", type=int, default=256)
+    rep = sub.add_parser("replay", help="build data/replay_set.json: the base model's verified-right answers to "
+                                         "training-generator questions, which 01 adds to SFT training")
+    rep.add_argument("--model-name", default="embedded")
+    rep.add_argument("--n-generated", type=int, default=384, help="generated questions to answer")
+    rep.add_argument("--n-concept", type=int, default=0, help="training-split concept questions to answer")
+    rep.add_argument("--max-new-tokens", type=int, default=192)
     data = sub.add_parser("data", help="check QA data in any supported format and write it as a workbook QA file")
     data.add_argument("inputs", nargs="*", help="JSON, JSONL or CSV files, or folders written by datasets' save_to_disk")
     data.add_argument("--hub", default=None, help="a Hugging Face hub dataset id (needs the hub), e.g. openai/gsm8k")
@@ -64,12 +71,8 @@ def main(argv=None) -> int:
         return _export(args)
     if args.command == "evaluate":
         return _evaluate(args)
-    if args.command == "retention":
-        from helpers.compare import build_retention_file
-
-        summary = build_retention_file(args.model_name, args.max_new_tokens)
-        print(json.dumps(summary, indent=1))
-        return 0
+    if args.command in ("retention", "replay"):
+        return _build_base_answers(args, parser)
     if args.command == "prepare-model":
         from helpers.models import prepare_embedded_model
 
@@ -85,6 +88,30 @@ def main(argv=None) -> int:
     report = run_setup_check(args.out, train_steps=not args.no_train)
     print(json.dumps(report, indent=1, default=str))
     return 0 if report["ok"] else 1
+
+
+def _build_base_answers(args, parser) -> int:
+    """``retention`` and ``replay``: grade the base model's own answers and store the right ones."""
+    from helpers.models import ModelLoadError
+
+    if args.max_new_tokens < 1:
+        parser.error("--max-new-tokens: must be >= 1")
+    try:
+        if args.command == "retention":
+            from helpers.compare import build_retention_file
+
+            summary = build_retention_file(args.model_name, args.max_new_tokens)
+        else:
+            from helpers.replay import build_replay_file
+
+            if args.n_generated < 0 or args.n_concept < 0 or not args.n_generated + args.n_concept:
+                parser.error("--n-generated, --n-concept: must be >= 0 and not both 0")
+            summary = build_replay_file(args.model_name, args.n_generated, args.n_concept, args.max_new_tokens)
+    except (ModelLoadError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=1))
+    return 0
 
 
 def _evaluate(args) -> int:

@@ -67,6 +67,10 @@ def test_01_data_prep(workspace):
     assert not val_questions & {r["question"] for r in files["sft_train.json"] + files["grpo_train.json"]}
     report = json.loads((workspace["data"] / "data_report.json").read_text())
     assert report["leaks"] == 0 and report["files"]["sft_train.json"] == len(files["sft_train.json"])
+    replayed = [r for r in files["sft_train.json"] if r.get("origin") == "replay"]
+    assert report["replay"]["added_to_sft_train"] == len(replayed) > 0  # the base model's own answers, SFT only
+    assert not any(r.get("origin") == "replay" for name in ("sft_val.json", "grpo_train.json", "grpo_val.json")
+                   for r in files[name])
 
 
 def test_02_sft_train(workspace):
