@@ -108,7 +108,7 @@ def _build_base_answers(args, parser) -> int:
                 parser.error("--n-generated, --n-concept: must be >= 0 and not both 0")
             summary = build_replay_file(args.model_name, args.n_generated, args.n_concept, args.max_new_tokens)
     except (ModelLoadError, FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print("error: " + " ".join(str(err).split()), file=sys.stderr)  # one line: a hub error spans several
         return 2
     print(json.dumps(summary, indent=1))
     return 0

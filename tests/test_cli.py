@@ -64,3 +64,22 @@ def test_bad_parameter_names_it(tmp_path, out):
 def test_unknown_preset_for_the_notebooks_names_it(out):
     proc = _run("helpers", "notebooks", "--preset", "fastest", out=out)
     _assert_user_error(proc, "--preset", "fastest", out=out)
+
+
+@pytest.mark.parametrize("args, words", [
+    (("--n-generated", "-1"), ("--n-generated",)),
+    (("--n-generated", "0"), ("not both 0",)),
+    (("--max-new-tokens", "0"), ("--max-new-tokens",)),
+])
+def test_bad_replay_counts_name_the_flag(args, words, out):
+    before = (REPO_ROOT / "data" / "replay_set.json").read_bytes()
+    proc = _run("helpers", "replay", *args, out=out)
+    _assert_user_error(proc, *words, out=out)
+    assert (REPO_ROOT / "data" / "replay_set.json").read_bytes() == before  # the stored set is untouched
+
+
+def test_replay_for_a_model_that_cannot_load_names_it(out):
+    before = (REPO_ROOT / "data" / "replay_set.json").read_bytes()
+    proc = _run("helpers", "replay", "--model-name", "no-such-org/no-such-model", "--n-generated", "2", out=out)
+    _assert_user_error(proc, "no-such-org/no-such-model", out=out)
+    assert (REPO_ROOT / "data" / "replay_set.json").read_bytes() == before

@@ -58,7 +58,7 @@ def test_00_setup_check(workspace):
 
 
 def test_01_data_prep(workspace):
-    _run("01", workspace, OUTPUT_DIR=str(workspace["data"]), N_GENERATED=600)
+    _run("01", workspace, OUTPUT_DIR=str(workspace["data"]), N_GENERATED=600, REPLAY_COPIES=2)  # off by default
     files = {name: json.loads((workspace["data"] / name).read_text())
              for name in ("sft_train.json", "sft_val.json", "grpo_train.json", "grpo_val.json")}
     assert all(files.values())
