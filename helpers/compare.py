@@ -369,30 +369,40 @@ def plot_training_side_by_side(sft_run: Path | None, grpo_run: Path | None):
     return fig
 
 
+def grade_base_answers(model_name: str, records: list[dict], max_new_tokens: int) -> tuple[EvalReport, dict]:
+    """The base model's greedy answers to ``records``, graded, and the header a stored file of them carries.
+
+    The header (model, date, decoding) is what ``evaluate.read_base_model_file`` checks. Used by
+    ``build_retention_file`` and ``helpers.replay.build_replay_file``.
+    """
+    import datetime as dt
+
+    from helpers.models import load_base_model, load_tokenizer
+
+    gen = GenerationSettings(max_new_tokens=max_new_tokens, batch_size=32)
+    model, tokenizer = load_base_model(model_name), load_tokenizer(model_name)
+    report = evaluate_model(model, tokenizer, records, "base", gen, fingerprint=model_fingerprint(model_name))
+    return report, {"model": model_name, "built": dt.date.today().isoformat(), "generation": gen.__dict__}
+
+
 def build_retention_file(model_name: str = "embedded", max_new_tokens: int = 256) -> dict:
     """Grade the base model on the retention candidates and store the ones it answers right.
 
     The file records which model and decoding built it; ``evaluate.load_retention_set``
     refuses it for another base model. Used by ``python -m helpers retention``.
     """
-    import datetime as dt
-
     from helpers.evaluate import RETENTION_FILE, build_retention_set, retention_candidates, retention_family
-    from helpers.models import load_base_model, load_tokenizer
     from helpers.runs import write_json_atomic
 
     candidates = retention_candidates()
-    gen = GenerationSettings(max_new_tokens=max_new_tokens, batch_size=32)
-    model, tokenizer = load_base_model(model_name), load_tokenizer(model_name)
-    report = evaluate_model(model, tokenizer, candidates, "base", gen, fingerprint=model_fingerprint(model_name))
+    report, header = grade_base_answers(model_name, candidates, max_new_tokens)
     records = build_retention_set(report, candidates)
     by_family: dict[str, list[int]] = {}
     for rec in candidates:
         by_family.setdefault(retention_family(rec), [0, 0])[1] += 1
     for rec in records:
         by_family[rec["family"]][0] += 1
-    summary = {"model": model_name, "built": dt.date.today().isoformat(), "generation": gen.__dict__,
-               "candidates": len(candidates), "kept": len(records),
+    summary = {**header, "candidates": len(candidates), "kept": len(records),
                "by_family": {f: {"right": c, "of": n} for f, (c, n) in sorted(by_family.items())}}
     write_json_atomic(RETENTION_FILE, {**summary, "records": records})
     return summary

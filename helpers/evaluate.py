@@ -532,18 +532,27 @@ def retention_candidates(n_concept: int = 60) -> list[dict]:
     return transfer_pool() + concept
 
 
+def read_base_model_file(path: str | Path, model_name: str, kind: str) -> dict:
+    """A stored file of one base model's graded answers (``kind``: retention or replay), refused for another.
+
+    Raises ``FileNotFoundError`` naming the command that builds it (``python -m helpers <kind>``): another
+    model's answers neither measure nor protect this one's.
+    """
+    path = Path(path)
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    if data.get("model") != model_name:
+        raise FileNotFoundError(f"no {kind} set for base model {model_name!r} in {path}; build it with "
+                                f"`python -m helpers {kind} --model-name {model_name}`")
+    return data
+
+
 def load_retention_set(model_name: str, n: int = 0, path: str | Path = RETENTION_FILE) -> list[dict]:
     """The stored retention records for ``model_name`` (``n`` of them, spread over families; 0: all).
 
     Raises ``FileNotFoundError`` (with the command that builds it) when there is
     no stored set for that base model.
     """
-    path = Path(path)
-    data = json.loads(path.read_text()) if path.is_file() else {}
-    if data.get("model") != model_name:
-        raise FileNotFoundError(f"no retention set for base model {model_name!r} in {path}; build it with "
-                                f"`python -m helpers retention --model-name {model_name}`")
-    records = data["records"]
+    records = read_base_model_file(path, model_name, "retention")["records"]
     if n and n < len(records):
         by_family: dict[str, list[dict]] = defaultdict(list)
         for r in records:

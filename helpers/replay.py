@@ -26,7 +26,6 @@ noise (README), so 01 leaves replay off by default.
 from __future__ import annotations
 
 import ast
-import datetime as dt
 import json
 import operator
 import re
@@ -134,32 +133,28 @@ def build_replay_file(model_name: str = "embedded", n_generated: int = 384, n_co
                       max_new_tokens: int = 192, path: str | Path = REPLAY_FILE) -> dict:
     """Generate the base model's answers to the replay candidates and store the right, complete ones.
 
-    Kept: graded right (``answered_right``), not truncated (an answer cut off
-    mid-sentence is not one to imitate) and, for numbers, ``shows_its_working``; 192 new tokens keep every right answer seen in the retention set and cut
-    the rambling ones short, which sets the time of each batch. The file records which model and decoding built it and the yield per
-    family; ``load_replay_rows`` refuses it for another base model. Used by
+    Kept: graded right (``answered_right``), not truncated (an answer cut off mid-sentence
+    is not one to imitate) and, for numbers, ``shows_its_working``. 192 new tokens keep
+    every right answer seen in the retention set and cut the rambling ones short, which
+    sets the time of each batch. The file records which model and decoding built it and
+    the yield per family; ``load_replay_rows`` refuses it for another base model. Used by
     ``python -m helpers replay``.
     """
-    from helpers.evaluate import (GenerationSettings, answered_right, evaluate_model, model_fingerprint,
-                                  retention_family)
-    from helpers.models import load_base_model, load_tokenizer
+    from helpers.compare import grade_base_answers
+    from helpers.evaluate import answered_right, retention_family
     from helpers.runs import write_json_atomic
 
     candidates = replay_candidates(n_generated, n_concept)
-    gen = GenerationSettings(max_new_tokens=max_new_tokens, batch_size=32)
-    model, tokenizer = load_base_model(model_name), load_tokenizer(model_name)
-    report = evaluate_model(model, tokenizer, candidates, "base", gen, fingerprint=model_fingerprint(model_name))
+    report, header = grade_base_answers(model_name, candidates, max_new_tokens)
     rows, by_family = [], {}
     for row, record in zip(report.rows, candidates):
-        family = retention_family(record)
-        counts = by_family.setdefault(family, {"kept": 0, "of": 0})
+        counts = by_family.setdefault(retention_family(record), {"kept": 0, "of": 0})
         counts["of"] += 1
         shown = shows_its_working(row["completion"], record["final_answer"]) if record.get("final_answer") else True
         if answered_right(row) and not row["truncated"] and shown:
             counts["kept"] += 1
             rows.append(replay_row(record, row["completion"]))
-    summary = {"model": model_name, "built": dt.date.today().isoformat(), "generation": gen.__dict__,
-               "seed": REPLAY_SEED, "candidates": len(candidates), "kept": len(rows),
+    summary = {**header, "seed": REPLAY_SEED, "candidates": len(candidates), "kept": len(rows),
                "by_family": dict(sorted(by_family.items()))}
     write_json_atomic(Path(path), {**summary, "rows": rows})
     return summary
@@ -171,12 +166,9 @@ def load_replay_rows(model_name: str, path: str | Path = REPLAY_FILE) -> list[di
     Raises ``FileNotFoundError`` (naming the command that builds it) when there is
     no stored set for that base model: another model's answers are not its own.
     """
-    path = Path(path)
-    data = json.loads(path.read_text()) if path.is_file() else {}
-    if data.get("model") != model_name:
-        raise FileNotFoundError(f"no replay set for base model {model_name!r} in {path}; build it with "
-                                f"`python -m helpers replay --model-name {model_name}`")
-    return data["rows"]
+    from helpers.evaluate import read_base_model_file
+
+    return read_base_model_file(path, model_name, "replay")["rows"]
 
 
 def add_replay(files: dict[str, list[dict]], replay_rows: list[dict], copies: int = 1
@@ -192,12 +184,12 @@ def add_replay(files: dict[str, list[dict]], replay_rows: list[dict], copies: in
     """
     from helpers.data import leakage_check, transfer_leaks
 
+    if not isinstance(copies, int) or isinstance(copies, bool) or copies < 0:
+        raise ValueError(f"REPLAY_COPIES: must be an integer >= 0, got {copies!r}")
     leaks = transfer_leaks(replay_rows)
     if leaks:
         raise ValueError(f"replay row {leaks[0]['index']} repeats the transfer question "
                          f"{leaks[0]['transfer_question']!r}, which must never be trained on")
-    if not isinstance(copies, int) or isinstance(copies, bool) or copies < 0:
-        raise ValueError(f"REPLAY_COPIES: must be an integer >= 0, got {copies!r}")
     existing = [row for rows in files.values() for row in rows]
     clash = {id(row) for row in leakage_check(existing, replay_rows)}
     kept = [row for row in replay_rows if id(row) not in clash]
