@@ -7,6 +7,7 @@
 ``python -m helpers evaluate --run output/sft_<date>`` grades runs against the base on both evaluation sets.
 ``python -m helpers retention`` builds the retention set (the questions the base model answers right).
 ``python -m helpers replay`` builds the replay set (the base model's right answers to training questions).
+``python -m helpers headroom --sft-model output/sft_<date>`` measures pass@k before a reward stage (as 04 does).
 """
 
 import json
@@ -42,6 +43,17 @@ def main(argv=None) -> int:
     rep.add_argument("--n-generated", type=int, default=384, help="generated questions to answer")
     rep.add_argument("--n-concept", type=int, default=0, help="training-split concept questions to answer")
     rep.add_argument("--max-new-tokens", type=int, default=192)
+    room = sub.add_parser("headroom", help="pass@k of an SFT policy before a reward stage, on the reward stage's "
+                          "prompts and the transfer set (04's headroom section)")
+    room.add_argument("--sft-model", default="", help="an SFT run folder or its final_model (default: the newest)")
+    room.add_argument("--train-data", default="data/training_data/grpo_train.json", help="the reward stage's prompts")
+    room.add_argument("--prompts", type=int, default=300, help="prompts per set")
+    room.add_argument("--samples", type=int, default=16, help="samples per prompt (the largest k)")
+    room.add_argument("--temperature", type=float, default=0.7, help="the reward stage's training temperature")
+    room.add_argument("--max-new-tokens", type=int, default=128, help="completion budget, as in training")
+    room.add_argument("--record-in", default="", help="a reward-stage run folder: store it in its run.json "
+                      "as 04 does, so 05's verdict shows it")
+    room.add_argument("--out", default=None, help="JSON file (default output/headroom_<date>/headroom.json)")
     data = sub.add_parser("data", help="check QA data in any supported format and write it as a workbook QA file")
     data.add_argument("inputs", nargs="*", help="JSON, JSONL or CSV files, or folders written by datasets' save_to_disk")
     data.add_argument("--hub", default=None, help="a Hugging Face hub dataset id (needs the hub), e.g. openai/gsm8k")
@@ -73,6 +85,8 @@ def main(argv=None) -> int:
         return _evaluate(args)
     if args.command in ("retention", "replay"):
         return _build_base_answers(args, parser)
+    if args.command == "headroom":
+        return _headroom(args, parser)
     if args.command == "prepare-model":
         from helpers.models import prepare_embedded_model
 
@@ -111,6 +125,53 @@ def _build_base_answers(args, parser) -> int:
         print("error: " + " ".join(str(err).split()), file=sys.stderr)  # one line: a hub error spans several
         return 2
     print(json.dumps(summary, indent=1))
+    return 0
+
+
+def _headroom(args, parser) -> int:
+    """``python -m helpers headroom``: 04's headroom section from the command line, one JSON file."""
+    from pathlib import Path
+
+    from helpers import evaluate, headroom
+    from helpers.compare import base_model_name
+    from helpers.grpo import resolve_sft_model
+    from helpers.models import ModelLoadError, load_adapter, load_base_model, load_tokenizer
+    from helpers.runs import RunPaths, new_run_dir, read_run, repo_path, update_run, write_json_atomic
+
+    for name in ("prompts", "samples", "max_new_tokens"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')}: must be >= 1")
+    if not args.temperature > 0:
+        parser.error("--temperature: must be > 0")
+    record_in = repo_path(args.record_in) if args.record_in else None
+    if record_in and not (record_in / "run.json").is_file():
+        parser.error(f"--record-in: {record_in} has no run.json")
+    try:
+        adapter = resolve_sft_model(args.sft_model and str(repo_path(args.sft_model)))
+        base_name = base_model_name(adapter.parent if (adapter.parent / "run.json").is_file() else None)
+        try:
+            rows = evaluate.load_eval_records(repo_path(args.train_data), numeric_only=True)
+        except (OSError, ValueError, TypeError, AttributeError) as err:  # missing, malformed, not a list of rows
+            raise ValueError(f"--train-data: {args.train_data}: {err}") from None
+        if not rows:
+            raise ValueError(f"--train-data: {args.train_data} has no row with a final_answer to sample for")
+        model = load_adapter(load_base_model(base_name), adapter)
+        tokenizer = load_tokenizer(str(adapter))
+    except (ModelLoadError, FileNotFoundError, ValueError) as err:
+        print("error: " + " ".join(str(err).split()), file=sys.stderr)
+        return 2
+    rooms = headroom.reward_stage_headroom(model, tokenizer, rows, "default", args.temperature, args.max_new_tokens,
+                                           args.prompts, args.samples,
+                                           fingerprint=evaluate.model_fingerprint(base_name, adapter))
+    result = {name: rep.as_dict() for name, rep in rooms.items()}
+    out = Path(args.out) if args.out else new_run_dir("headroom").root / "headroom.json"
+    write_json_atomic(out, {"sft_model": str(adapter), "train_data": args.train_data, "headroom": result})
+    if record_in:
+        if read_run(record_in).get("headroom"):
+            print(f"note: {record_in / 'run.json'} already had a headroom; replaced", file=sys.stderr)
+        update_run(RunPaths(record_in), headroom=result)
+    print("\n".join(headroom.headroom_sentence(rep, name) for name, rep in rooms.items()))
+    print(f"written: {out}")
     return 0
 
 

@@ -173,10 +173,11 @@ _SFT_PRESETS: dict[str, dict[str, dict]] = {
                      save_steps=4, eval_steps=4, max_train_examples=128, max_val_examples=32),
     },
     "default": {
-        # CPU: one pass over 2,240 worked solutions with two validation passes of 50 examples: 33.7 min wall
-        # on a fresh clone (2026-12-03, 2-core AMD EPYC at 128 tokens/s), 28.2 min on a faster machine of the
-        # same kind (2026-12-02, transfer 18.8%); a LoRA of rank 32 at lr 1e-3 learns far more in those 280
-        # steps than rank 16 at 3e-4 (25% vs 16% held-out, measured); lr 2e-3 was within noise (transfer 20.6%).
+        # CPU: one pass over 2,240 worked solutions with two validation passes of 50 examples: 16.4 min wall on
+        # a fresh clone (2026-12-04 at 92add7c, a 2-core Intel Xeon training at 263 tokens/s, peak 3.05 GB) and
+        # 33.7 min on a fresh clone of a slower machine of the same kind (2026-12-03, a 2-core AMD EPYC at 128
+        # tokens/s; transfer 19.4%); a LoRA of rank 32 at lr 1e-3 learns far more in those 280 steps than rank
+        # 16 at 3e-4 (25% vs 16% held-out, measured); lr 2e-3 was within noise (transfer 20.6%).
         "cpu": dict(epochs=1.0, batch_size=8, lr=1e-3, lora_r=32, lora_alpha=64, max_length=384, save_steps=140,
                     eval_steps=140, max_train_examples=2240, max_val_examples=50,
                     max_tokens_per_pass=512),  # same gradient in passes of <= 512 tokens: peak 2.9 GB, not 7.6 (2026-12-02)

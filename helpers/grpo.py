@@ -293,12 +293,17 @@ def _sample_callback(recorder: SampleRecorder, every: int, samples_out: list, on
     return SampleTable()
 
 
-def health_report(rows: list[dict], kl_limit: float = 0.5) -> list[dict]:
+def health_report(rows: list[dict], kl_limit: float = 0.5, sharpening: float = 0.10) -> list[dict]:
     """The seed's GRPO health rules, checked on the training log and explained when broken.
 
     KL below the limit (the policy has not run away from its reference), the mean
-    reward rising (first third vs last third of the steps), and groups with
-    reward spread (a group whose samples all score the same teaches nothing).
+    reward rising (first third vs last third of the steps), groups with reward
+    spread (a group whose samples all score the same teaches nothing), and the
+    sharpening a reward stage is for: the mean correctness reward of its samples
+    (1 right, 0.5 right without the format, 0 wrong; on fresh prompts at the
+    training temperature, so about the share of right samples once the format is
+    learned) up by ``sharpening`` (0.10, ten points) from the first 10 steps to
+    the last 10 (fewer when the run has under 20 steps).
     """
     steps = [r for r in rows if r.get("reward") is not None]
     if not steps:
@@ -311,6 +316,10 @@ def health_report(rows: list[dict], kl_limit: float = 0.5) -> list[dict]:
     zero = [r["frac_zero_std"] for r in steps if r.get("frac_zero_std") is not None]
     max_kl = max(kls) if kls else 0.0
     mean_zero = sum(zero) / len(zero) if zero else 0.0
+    right = [r["correctness"] for r in steps if r.get("correctness") is not None]
+    window = min(10, max(1, len(right) // 2))
+    early, late = (sum(right[:window]) / window, sum(right[-window:]) / window) if right else (0.0, 0.0)
+    sharpened = bool(right) and late - early >= sharpening - 1e-9
     return [
         {"rule": f"KL stays below {kl_limit}", "value": round(max_kl, 4), "ok": max_kl < kl_limit,
          "explanation": "fine" if max_kl < kl_limit else
@@ -323,6 +332,12 @@ def health_report(rows: list[dict], kl_limit: float = 0.5) -> list[dict]:
          "explanation": "fine" if mean_zero < 0.9 else
          "most groups scored all-equal, so their advantages are zero: use more samples, a higher temperature, "
          "or problems the model solves only sometimes"},
+        {"rule": f"correctness of the samples rises by {sharpening:g} (first {window} vs last {window} steps)",
+         "value": f"{early:.3f} -> {late:.3f}" if right else None, "ok": sharpened,
+         "explanation": "fine" if sharpened else
+         "no correctness reward was logged" if not right else
+         "the policy did not sharpen: right samples are no more likely than at the start. The headroom above "
+         "(pass@k) bounds what sharpening can add; 05's budget table says whether more SFT does better"},
     ]
 
 

@@ -83,3 +83,22 @@ def test_replay_for_a_model_that_cannot_load_names_it(out):
     proc = _run("helpers", "replay", "--model-name", "no-such-org/no-such-model", "--n-generated", "2", out=out)
     _assert_user_error(proc, "no-such-org/no-such-model", out=out)
     assert (REPO_ROOT / "data" / "replay_set.json").read_bytes() == before
+
+
+def test_headroom_user_errors_name_the_parameter(tmp_path, out):
+    proc = _run("helpers", "headroom", "--prompts", "0", out=out)
+    _assert_user_error(proc, "--prompts", out=out)
+    proc = _run("helpers", "headroom", "--sft-model", str(tmp_path / "no_run"), out=out)
+    _assert_user_error(proc, "sft_model", "no_run", out=out)
+    proc = _run("helpers", "headroom", "--record-in", str(tmp_path / "no_grpo_run"), out=out)
+    _assert_user_error(proc, "--record-in", "no_grpo_run", out=out)
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    bad = tmp_path / "prompts.json"
+    bad.write_text('[{"question": "What is 1 + 1?", "final_answer": "2"}, {"question": ')
+    proc = _run("helpers", "headroom", "--sft-model", str(adapter), "--train-data", str(bad), out=out)
+    _assert_user_error(proc, "--train-data", "prompts.json", "line 1", out=out)
+    bad.write_text(json.dumps([{"question": "What is a sample space?", "answer": "All outcomes."}]))
+    proc = _run("helpers", "headroom", "--sft-model", str(adapter), "--train-data", str(bad), out=out)
+    _assert_user_error(proc, "--train-data", "final_answer", out=out)

@@ -176,3 +176,31 @@ def test_max_variance_down_sampling_trains_on_the_chosen_samples_only(tiny_model
     with pytest.raises(ValueError, match="train_samples_per_group"):
         _settings(tiny_model_dir, train_samples_per_group=-1)
 
+
+
+def _log(correctness, kl=0.01, spread=0.5):
+    return [{"step": i + 1, "reward": c, "kl": kl, "frac_zero_std": 1 - spread, "correctness": c}
+            for i, c in enumerate(correctness)]
+
+
+def test_health_report_checks_the_sharpening_first_ten_steps_against_the_last_ten():
+    rules = {r["rule"].split(" (")[0]: r for r in grpo.health_report(_log([0.2] * 10 + [0.25] * 10 + [0.31] * 10))}
+    sharpening = rules["correctness of the samples rises by 0.1"]
+    assert sharpening["ok"] and sharpening["value"] == "0.200 -> 0.310"
+    assert "first 10 vs last 10 steps" in next(r["rule"] for r in grpo.health_report(_log([0.2] * 30))
+                                                if r["rule"].startswith("correctness"))
+    flat = {r["rule"].split(" (")[0]: r for r in grpo.health_report(_log([0.2] * 10 + [0.29] * 10))}
+    assert not flat["correctness of the samples rises by 0.1"]["ok"]
+    assert "headroom" in flat["correctness of the samples rises by 0.1"]["explanation"]
+    assert flat["mean reward rises"]["ok"] and flat["KL stays below 0.5"]["ok"]
+
+
+def test_health_report_on_a_short_run_compares_halves_and_flags_a_drifting_policy():
+    (short,) = [r for r in grpo.health_report(_log([0.1, 0.1, 0.3, 0.4], kl=0.9, spread=0.05))
+                if r["rule"].startswith("correctness")]
+    assert "first 2 vs last 2 steps" in short["rule"] and short["ok"] and short["value"] == "0.100 -> 0.350"
+    rules = {r["rule"]: r for r in grpo.health_report(_log([0.1, 0.1, 0.3, 0.4], kl=0.9, spread=0.05))}
+    assert not rules["KL stays below 0.5"]["ok"] and not rules["groups have reward spread"]["ok"]
+    assert grpo.health_report([{"step": 1}])[0]["ok"] is False  # no reward logged yet
+    (none,) = [r for r in grpo.health_report([{"step": 1, "reward": 0.3}]) if r["rule"].startswith("correctness")]
+    assert not none["ok"] and none["explanation"] == "no correctness reward was logged"

@@ -124,3 +124,32 @@ def test_reward_stage_headroom_measures_both_sets_at_both_temperatures(monkeypat
     assert list(room) == ["reward-stage prompts, T 1", "transfer, T 1"]
     assert seen == [(10, 8, 1.0, 128), (20, 8, 1.0, 128)]  # only the 10 numeric rows there are; 20 transfer
     assert headroom.reward_stage_headroom(None, None, rows, "default", 0.7, 128, prompts=0) == {}
+
+
+def test_command_line_measures_both_sets_and_records_it_in_a_reward_stage_run(tiny_model_dir, tmp_path,
+                                                                             workbook_output, capsys):
+    from helpers import config, sft
+    from helpers.__main__ import main
+
+    rows = [{"question": f"What is {a} + {b}?", "answer": f"{a} + {b} = {a + b}.\nAnswer: {a + b}",
+             "final_answer": str(a + b), "family": "arithmetic"} for a in range(1, 5) for b in range(1, 4)]
+    data = tmp_path / "rows.json"
+    data.write_text(json.dumps(rows))
+    settings = config.resolve("fast_test", "sft", device=config.DeviceInfo(), model_name=str(tiny_model_dir),
+                              max_steps=1, batch_size=4, save_steps=1, eval_steps=1, max_train_examples=0)
+    run = sft.train_sft(settings, data, data).run.root
+    grpo_run = workbook_output / "grpo_x"
+    grpo_run.mkdir()
+    (grpo_run / "run.json").write_text(json.dumps({"stage": "grpo", "status": "completed"}))
+    out = tmp_path / "headroom.json"
+    assert main(["headroom", "--sft-model", str(run), "--train-data", str(data), "--prompts", "3", "--samples", "2",
+                 "--temperature", "0.7", "--max-new-tokens", "4", "--record-in", str(grpo_run),
+                 "--out", str(out)]) == 0
+    written = json.loads(out.read_text())
+    assert written["sft_model"] == str(run / "final_model")
+    assert set(written["headroom"]) == {"reward-stage prompts, T 0.7", "reward-stage prompts, T 1", "transfer, T 1"}
+    for room in written["headroom"].values():
+        assert room["n_prompts"] == 3 and room["samples_per_prompt"] == 2 and set(room["pass_at_k"]) == {"pass@1", "pass@2"}
+    record = json.loads((grpo_run / "run.json").read_text())
+    assert record["headroom"] == written["headroom"] and record["stage"] == "grpo"
+    assert "sharpening can add at most" in capsys.readouterr().out
