@@ -36,7 +36,11 @@ solution (a perfect teacher) instead of the policy's verified samples, so no tim
 to sampling. With ``max_minutes`` set, rounds go on, on fresh prompts, until the
 budget is spent or every prompt was used once, and a round samples for at most a quarter
 of the budget (``ROUND_SHARE``) so that it trains on what it kept; 05_compare sets the
-three methods side by side at the same minutes.
+three methods side by side at the same minutes. The control, which samples nothing,
+uses up the prompt file long before a budget of 20 minutes (844 prompts in 6.6 min,
+2026-12-04); once it has, its rounds go on with problems the generator writes fresh
+(``teacher_round``: the same difficulties, never a transfer, retention or held-out
+question), since a teacher with a generator is never out of worked solutions.
 
 Reached through ``helpers.grpo.train_grpo`` with ``method="rejection_sft"`` or
 ``"more_sft"``, ``python -m helpers.grpo --method ...`` and notebook 04's ``METHOD``.
@@ -257,7 +261,7 @@ class RejectionRounds:
         from helpers.callbacks import TimeBudget
 
         budget = self.budget = next((cb for cb in self.callbacks if isinstance(cb, TimeBudget)), None)
-        for number, prompts in enumerate(self.stage.round_prompts, start=1):
+        for number, prompts in enumerate(self.stage.rounds_to_run(self.settings), start=1):
             if number > 1 and budget is not None and budget.spent():  # the budget ends the run between rounds
                 budget.stopped = True
                 break
@@ -335,6 +339,33 @@ def round_summary(record: dict) -> str:
             f"{record['training_rows']} rows + {record['sft_rows']} SFT rows, {record['steps']} steps")
 
 
+def teacher_round(number: int, per_round: int, seed: int, difficulties=(), exclude=frozenset()) -> list[dict]:
+    """``per_round`` problems the generator writes fresh for the control's round ``number`` once the prompt file
+    is used up: worked solutions with answer keys, of ``difficulties`` (weighted as 01's default mix; all three
+    when empty), seeded by the round so a run is repeatable, none whose question is in ``exclude`` (the held-out
+    files) or repeats a transfer or retention question.
+
+    >>> rows = teacher_round(1, 4, seed=42, difficulties=("easy",))
+    >>> len(rows), all(r["final_answer"] and r["difficulty"] == "easy" for r in rows)
+    (4, True)
+    """
+    from helpers.data import DEFAULT_DIFFICULTY_MIX, generate_mix, transfer_leaks
+
+    mix = {d: w for d, w in DEFAULT_DIFFICULTY_MIX.items() if not difficulties or d in difficulties}
+    rows = [r for r in generate_mix(2 * per_round, seed=seed * 1000 + number, mix=mix)
+            if r.get("final_answer") and has_worked_solution(r) and r["question"] not in exclude]
+    leaks = {leak["index"] for leak in transfer_leaks(rows)}
+    return [r for i, r in enumerate(rows) if i not in leaks][:per_round]
+
+
+def held_out_questions(train_data: str | Path) -> frozenset[str]:
+    """The questions of the held-out files beside ``train_data`` (sft_val.json, grpo_val.json), which the
+    control's fresh problems must never be: 03, 04 and 05 grade on them."""
+    folder = Path(train_data).parent
+    return frozenset(r["question"] for name in ("sft_val.json", "grpo_val.json") if (folder / name).is_file()
+                     for r in load_rows(folder / name)[0])
+
+
 # ---------------------------------------------------------------- the stage
 class RejectionSFTStage(Stage):
     """What rejection-sampling fine-tuning adds to the training skeleton: prompts per round, the rounds."""
@@ -372,6 +403,8 @@ class RejectionSFTStage(Stage):
             rounds = max(rounds, math.ceil(len(pool) / settings.rs_prompts_per_round))
         self.round_prompts = prompt_rounds(pool, rounds, settings.rs_prompts_per_round, settings.seed)
         self.rounds, self.samples, self.method = [], [], settings.method
+        self.teacher_goes_on = settings.method == "more_sft" and bool(settings.max_minutes)
+        self.held_out = held_out_questions(self.train_data) if self.teacher_goes_on else frozenset()
         return {"preset": settings.preset, "device": settings.device, "method": settings.method,
                 "start": str(self.sft_adapter) if self.sft_adapter else "base",
                 "prompt_pool": len(pool), "bad_rows_dropped": len(bad), "transfer_leaks_dropped": len(leaks),
@@ -380,7 +413,18 @@ class RejectionSFTStage(Stage):
                 "samples_per_round": 0 if settings.method == "more_sft" else
                 len(self.round_prompts[0]) * settings.rs_samples_per_prompt,
                 "max_minutes": settings.max_minutes,
+                "fresh_problems_after_the_pool": self.teacher_goes_on,
                 "sft_rows_available": len(self.sft_rows), "notes": list(settings.notes)}
+
+    def rounds_to_run(self, settings):
+        """The rounds' prompts: the planned ones, then (the control under a budget) fresh generated rounds, until
+        the budget ends the run."""
+        yield from self.round_prompts
+        number = 0
+        while self.teacher_goes_on:
+            number += 1
+            yield teacher_round(number, settings.rs_prompts_per_round, settings.seed, settings.difficulties,
+                                self.held_out)
 
     def load_model(self, settings) -> None:
         from helpers.grpo import load_policy

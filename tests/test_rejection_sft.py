@@ -321,3 +321,34 @@ def test_with_a_budget_a_round_samples_in_chunks_and_stops_at_its_share(monkeypa
     rounds.budget.start()
     done, samples, greedy = rejection_sft.RejectionRounds.sample_within_budget(rounds, prompts, 1)
     assert calls == [2] and done == prompts[:2] and len(samples) == len(greedy) == 2  # the share is used: stop
+
+
+def test_the_control_under_a_budget_goes_on_with_fresh_generated_problems_after_the_pool(tiny_model_dir, files):
+    """more_sft samples nothing, so it uses up a prompt file long before its budget; then the generator writes
+    fresh worked problems (never a held-out question), and the rounds only end when the budget does."""
+    import itertools
+
+    from helpers.data import transfer_leaks
+    from helpers.rejection_sft import RejectionSFTStage
+
+    held_out = [{"question": "What is 7 + 8?", "answer": "7 + 8 = 15.\nAnswer: 15", "final_answer": "15"}]
+    (files[0].parent / "grpo_val.json").write_text(json.dumps(held_out))
+    settings = _settings(tiny_model_dir, files[1], method="more_sft", max_minutes=20, rs_rounds=1,
+                         difficulties=("easy",))
+    stage = RejectionSFTStage(files[0])
+    plan = stage.load_data(settings)
+    assert plan["fresh_problems_after_the_pool"] and plan["rounds"] == math.ceil(len(ROWS) / 3)
+    assert stage.held_out == {"What is 7 + 8?"}
+    rounds = list(itertools.islice(stage.rounds_to_run(settings), plan["rounds"] + 3))
+    assert rounds[:plan["rounds"]] == stage.round_prompts
+    fresh = [r for prompts in rounds[plan["rounds"]:] for r in prompts]
+    assert len(fresh) == 9 and len({r["question"] for r in fresh}) == 9
+    assert all(r["final_answer"] and r["difficulty"] == "easy" and "\n" in r["answer"].strip() for r in fresh)
+    assert not {r["question"] for r in fresh} & ({r["question"] for r in ROWS} | stage.held_out)
+    assert not transfer_leaks(fresh)
+    again = list(itertools.islice(stage.rounds_to_run(settings), plan["rounds"] + 3))
+    assert again == rounds  # seeded: the same run draws the same problems
+
+    no_budget = RejectionSFTStage(files[0])
+    no_budget.load_data(_settings(tiny_model_dir, files[1], method="more_sft", rs_rounds=2))
+    assert list(no_budget.rounds_to_run(settings)) == no_budget.round_prompts  # without one: the plan only
