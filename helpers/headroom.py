@@ -31,8 +31,11 @@ from dataclasses import asdict, dataclass, field
 KS = (1, 2, 4, 8, 16)
 
 #: How much 04 measures before training: prompts per set and samples per prompt. The issue-sized plan (300
-#: prompts x 16 samples per set, k up to 16) is ``default``'s and every other preset's but fast_test's; on the
-#: 2-core CPU it is not timed yet (HEADROOM_PROMPTS = 0 in 04 skips it).
+#: prompts x 16 samples per set, k up to 16) is ``default``'s and every other preset's but fast_test's. On the
+#: 2-core CPU a sixth of it, 100 prompts x 8 samples per set at 128 tokens (three sets: reward-stage prompts at
+#: T 1.0 and 0.7, transfer at 1.0), took 21.0 min (2026-12-04, Intel Xeon; about 3 of those minutes shared
+#: the cores with a test run), so the full plan would take about 2 hours there: pass ``HEADROOM_PROMPTS`` /
+#: ``--prompts`` smaller on CPU (0 in 04 skips it).
 HEADROOM_PRESETS = {"fast_test": dict(prompts=4, samples=4), "default": dict(prompts=300, samples=16)}
 
 
