@@ -180,7 +180,9 @@ _SFT_PRESETS: dict[str, dict[str, dict]] = {
         # 16 at 3e-4 (25% vs 16% held-out, measured); lr 2e-3 was within noise (transfer 20.6%).
         "cpu": dict(epochs=1.0, batch_size=8, lr=1e-3, lora_r=32, lora_alpha=64, max_length=384, save_steps=140,
                     eval_steps=140, max_train_examples=2240, max_val_examples=50,
-                    max_tokens_per_pass=512),  # same gradient in passes of <= 512 tokens: peak 2.9 GB, not 7.6 (2026-12-02)
+                    # same gradient in passes of <= 384 tokens: on the 6 longest batches 2.26 GB peak against
+                    # 2.73 GB in passes of 512, at the same speed (228 vs 215 tokens/s; 2026-12-04, Intel Xeon)
+                    max_tokens_per_pass=384),
         "cuda": dict(epochs=2.0, batch_size=16, lr=2e-4, max_length=512, save_steps=200, eval_steps=200),
     },
     # CPU: the default's training (4 x 2 accumulated is the same batch of 8, the same rows in the same order, the

@@ -101,11 +101,11 @@ def test_as_dict_is_json_friendly(cpu):
 
 
 def test_cpu_memory_settings_are_those_benchmarks_results_measured(cpu):
-    """benchmarks/RESULTS.md measured these settings (2026-12-02/03): SFT default in passes of 512 tokens (2.6-2.9 GB),
+    """benchmarks/RESULTS.md measured these settings (2026-12-02/03): SFT default in passes of 384 tokens (2.26 GB on its 6 longest batches, 2026-12-04; 2.73 in passes of 512),
     SFT low_memory as default's batch in 4 x 2 passes of 128 (1.73 GB, the same adapter with dropout off), GRPO
     default in passes of 512 (3.6 GB), GRPO low_memory in passes of 128 with glibc's mmap threshold fixed at 128 KiB (1.49 GB); changing one means measuring again."""
     sft_default, sft_low = config.resolve("default", "sft", device=cpu), config.resolve("low_memory", "sft", device=cpu)
-    assert sft_default.max_tokens_per_pass == 512 and sft_low.max_tokens_per_pass == 128
+    assert sft_default.max_tokens_per_pass == 384 and sft_low.max_tokens_per_pass == 128
     assert (sft_low.batch_size * sft_low.grad_accum, sft_low.lr, sft_low.lora_r) == \
         (sft_default.batch_size * sft_default.grad_accum, sft_default.lr, sft_default.lora_r)
     assert config.resolve("default", "grpo", device=cpu).max_tokens_per_pass == 512
