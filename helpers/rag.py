@@ -52,11 +52,14 @@ DOCUMENT_SUFFIXES = (".txt", ".md", ".markdown", ".rst")
 QA_SUFFIXES = (".json", ".jsonl", ".ndjson")
 
 # How much each preset does in 06_rag: held-out questions, answer budget, Option 2 pairs, batch size.
+# n_round: training-split concept questions answered with the notes in Option 2's training round, each
+# sampled round_samples times (helpers.rejection_sft with rs_min_cosine; see train_on_rag_answers).
 RAG_PRESETS = {
-    "fast_test": dict(n_questions=4, max_new_tokens=64, n_generate=4, batch_size=8),
-    "default": dict(n_questions=30, max_new_tokens=128, n_generate=20, batch_size=8),
-    "low_memory": dict(n_questions=30, max_new_tokens=128, n_generate=20, batch_size=4),
-    "full_training": dict(n_questions=60, max_new_tokens=192, n_generate=50, batch_size=16),
+    "fast_test": dict(n_questions=4, max_new_tokens=64, n_generate=4, batch_size=8, n_round=4, round_samples=2),
+    "default": dict(n_questions=30, max_new_tokens=128, n_generate=20, batch_size=8, n_round=48, round_samples=4),
+    "low_memory": dict(n_questions=30, max_new_tokens=128, n_generate=20, batch_size=4, n_round=48, round_samples=4),
+    "full_training": dict(n_questions=60, max_new_tokens=192, n_generate=50, batch_size=16, n_round=128,
+                          round_samples=8),
 }
 
 
@@ -495,6 +498,94 @@ def heldout_concept_records(n: int, seed: int = 0,
     rng = random.Random(seed)
     picked = rng.sample(rows, n) if n < len(rows) else list(rows)
     return picked, f"{len(picked)} questions from {where}"
+
+
+def round_rows(n: int, seed: int = 0, exclude=(), train_file: str = "data/training_data/sft_train.json"
+               ) -> tuple[list[dict], str]:
+    """``n`` concept questions of the training split for Option 2's training round, and where they came from.
+
+    Never a question in ``exclude`` (the ablation's held-out questions) or in the validation file beside
+    ``train_file``: the round must not see what the ablation measures. Falls back to ``data/concept_qa.json``
+    without those when the training file is missing. Used in 06_rag.
+    """
+    path = repo_path(train_file)
+    held_out = set(exclude)
+    val = path.parent / "sft_val.json"
+    if val.is_file():
+        held_out |= {r["question"] for r in load_qa_file(val).rows}
+    source = path if path.is_file() else repo_path(CONCEPT_QA)
+    rows = [r for r in load_qa_file(source).rows
+            if not evaluate.is_numeric_record(r) and r["question"] not in held_out]
+    rng = random.Random(seed)
+    picked = rng.sample(rows, n) if n < len(rows) else list(rows)
+    return picked, f"{len(picked)} concept questions of {source.name} (none of them held out)"
+
+
+def rag_round_prompts(rag: RAGPipeline, rows: list[dict], k: int | None = None) -> list[dict]:
+    """Prompt rows whose question is the RAG prompt of each row (its retrieved notes, then the question), with
+    the row's reference answer, for helpers.rejection_sft: a sample is kept when it says what the reference says.
+    """
+    passages = rag.retrieve_many([r["question"] for r in rows], k)
+    return [{"question": build_prompt(r["question"], found), "answer": r["answer"],
+             "final_answer": r.get("final_answer"), "topic": r.get("topic"), "source": r.get("source"),
+             "asked": r["question"], "notes": cite(found)} for r, found in zip(rows, passages)]
+
+
+def train_on_rag_answers(rag: RAGPipeline, rows: list[dict], start_adapter: str | Path | None, out_dir: str | Path,
+                         preset: str = "fast_test", k: int | None = None, min_cosine: float = 0.8, rounds: int = 1,
+                         samples_per_prompt: int = 4, max_new_tokens: int = 128, seed: int = 0):
+    """The seed's RAG option 2 closed into training: generate answers with RAG, keep the good ones, fine-tune.
+
+    Each question comes with the notes retrieved for it (one user message, as ``rag.answer`` sends it); the
+    policy (``start_adapter`` folded in, plus a new LoRA) samples ``samples_per_prompt`` answers; those whose
+    explanation has an embedding cosine of at least ``min_cosine`` with the row's reference are kept
+    (``rejection_sft.reference_verifier``), mixed with a share of SFT rows and trained on, with the notes in
+    the prompt, so the model learns to answer FROM the notes; ``rounds`` > 1 iterates on fresh questions with
+    the improved policy. This is ``helpers.rejection_sft`` (method ``rejection_sft``, preset ``preset``), so
+    the run folder, log and ``final_model/`` (one adapter, loads on the plain base the seed's way) are those of
+    every reward-stage run; it lives in ``out_dir`` (06's run folder), not among ``output/grpo_*``, so 05 and
+    04's run pickers never take it for a reward-stage run. Returns (TrainingResult, the rounds' records).
+    """
+    from helpers import config as cfg
+    from helpers.grpo import train_grpo
+    from helpers.runs import read_run
+
+    prompts = rag_round_prompts(rag, rows, k)
+    prompt_file = Path(out_dir) / "round_prompts.json"
+    write_json_atomic(prompt_file, prompts)
+    settings = cfg.resolve(preset, "grpo", model_name=str(rag.model_loader.model_name), method="rejection_sft",
+                           sft_model=str(start_adapter or ""),
+                           rs_min_cosine=min_cosine, rs_rounds=rounds, rs_prompts_per_round=max(1, len(rows) // rounds),
+                           rs_samples_per_prompt=samples_per_prompt, max_new_tokens=max_new_tokens,
+                           max_train_examples=0, difficulties=(), probe_every=0, seed=seed)  # the probe is numeric
+    result = train_grpo(settings, prompt_file, output_dir=Path(out_dir) / "training_round")
+    record = read_run(result.run.root) if result.run else {}
+    return result, record.get("rounds", [])
+
+
+def round_report(rounds: list[dict], before: list[dict], after: list[dict], start: str) -> dict:
+    """What Option 2's training round kept and what it did: the counts, the ablation rows of the starting
+    model (``before``) and of the trained one (``after``), and one sentence saying both. Used in 06_rag.
+
+    >>> r = round_report([{"prompts": 4, "samples": 8, "kept_samples": 2, "training_rows": 2, "steps": 1}],
+    ...     [{"retrieval": "on", "embedding_cosine": 0.6}], [{"retrieval": "on", "embedding_cosine": 0.7}], "sft")
+    >>> r["kept"], r["sentence"]
+    (2, 'Kept 2 of 8 answers (4 questions), 1 training steps; held-out concept questions with the notes: embedding cosine 0.6 (sft) -> 0.7 after the round (+0.1).')
+    """
+    kept, samples = sum(r.get("kept_samples", 0) for r in rounds), sum(r.get("samples", 0) for r in rounds)
+    prompts, steps = sum(r.get("prompts", 0) for r in rounds), sum(r.get("steps", 0) for r in rounds)
+    on = lambda rows: next((r.get("embedding_cosine") for r in rows if r.get("retrieval") == "on"), None)  # noqa: E731
+    b, a = on(before), on(after)
+    sentence = f"Kept {kept} of {samples} answers ({prompts} questions), {steps} training steps"
+    if not kept:
+        sentence += "; nothing was kept, so nothing was trained and the model is the one it started from."
+    elif a is None or b is None:
+        sentence += "."
+    else:
+        sentence += (f"; held-out concept questions with the notes: embedding cosine {b} ({start}) -> {a} after "
+                     f"the round ({a - b:+.2g}).")
+    return {"rounds": rounds, "kept": kept, "samples": samples, "prompts": prompts, "steps": steps,
+            "start": start, "before": before, "after": after, "sentence": sentence}
 
 
 # ---------------------------------------------------------------- measuring RAG

@@ -82,22 +82,52 @@ def _sample_text(sample) -> tuple[str, bool]:
     return sample["text"], bool(sample.get("truncated"))
 
 
+def answer_key_verifier(prompt: dict, texts: list[str]) -> list[bool]:
+    """The reward stage's verifier, per sample: ``rewards.correctness`` gives 1.0 against the row's answer key."""
+    return [is_right(text, prompt["final_answer"]) for text in texts]
+
+
+def reference_verifier(min_cosine: float):
+    """A verifier for rows with or without an answer key: the answer key when there is one, else the sample
+    must say what the row's reference answer says (embedding cosine of the explanation, without its
+    ``Answer:`` line, at least ``min_cosine``, and at least three words).
+
+    Why: concept questions have no exact answer to check, but they have a reference; 06's RAG round keeps
+    the answers written with the notes that match it (the seed's RAG option 2, "reference-similar" pairs).
+    """
+    def verify(prompt: dict, texts: list[str]) -> list[bool]:
+        if prompt.get("final_answer"):
+            return answer_key_verifier(prompt, texts)
+        from helpers.evaluate import embedding_similarity, strip_answer_line
+
+        bodies = [strip_answer_line(t) for t in texts]
+        sims = embedding_similarity(bodies, [prompt["answer"]] * len(bodies)) if bodies else []
+        if sims is None:
+            raise RuntimeError("rs_min_cosine: the sentence encoder (all-MiniLM-L6-v2) is not available")
+        return [len(body.split()) >= 3 and sim >= min_cosine for body, sim in zip(bodies, sims)]
+    return verify
+
+
 def keep_verified(prompts: list[dict], samples: list[list], greedy: list[str] | None = None,
-                  keep_per_prompt: int = 2, greedy_wrong_copies: int = 2, round_no: int = 1) -> tuple[list, dict]:
+                  keep_per_prompt: int = 2, greedy_wrong_copies: int = 2, round_no: int = 1,
+                  verify=answer_key_verifier) -> tuple[list, dict]:
     """The training rows of one round: each prompt's distinct verified-right samples, and the round's figures.
 
     ``samples[i]``: prompt i's completions (texts or generate's dicts; truncated ones are never kept);
     ``greedy[i]``: its greedy completion, or None to weight every prompt the same. The kept answers of a
-    prompt whose greedy answer is wrong appear ``greedy_wrong_copies`` times. Returns (rows, stats); each
-    row is an SFT row (question, answer = the sample) with ``greedy_right`` and ``source`` added.
+    prompt whose greedy answer is wrong appear ``greedy_wrong_copies`` times. ``verify(prompt, texts)``
+    says which texts are right (default: the answer key; ``reference_verifier`` for rows without one).
+    Returns (rows, stats); each row is an SFT row (question, answer = the sample) with ``greedy_right``
+    and ``source`` added.
     """
     rows, grades, distinct, wrong_kept = [], [], 0, 0
-    greedy_right = None if greedy is None else [is_right(g, p["final_answer"]) for g, p in zip(greedy, prompts)]
+    greedy_right = None if greedy is None else [verify(p, [g])[0] for g, p in zip(greedy, prompts)]
     for i, (prompt, group) in enumerate(zip(prompts, samples)):
         kept, seen, marks = [], set(), []
-        for sample in group:
-            text, truncated = _sample_text(sample)
-            right = not truncated and is_right(text, prompt["final_answer"])
+        texts = [_sample_text(sample) for sample in group]
+        verdicts = verify(prompt, [text for text, _ in texts]) if texts else []
+        for (text, truncated), verdict in zip(texts, verdicts):
+            right = not truncated and verdict
             marks.append(right)
             if right and normalised(text) not in seen and len(kept) < keep_per_prompt:
                 seen.add(normalised(text))
@@ -108,7 +138,7 @@ def keep_verified(prompts: list[dict], samples: list[list], greedy: list[str] | 
         wrong_kept += bool(kept) and g_right is False
         distinct += len(kept)
         for text in kept:
-            row = {"question": prompt["question"], "answer": text, "final_answer": prompt["final_answer"],
+            row = {"question": prompt["question"], "answer": text, "final_answer": prompt.get("final_answer"),
                    "family": prompt.get("family"), "difficulty": prompt.get("difficulty"),
                    "source": f"rejection_sft:round_{round_no}", "greedy_right": g_right}
             rows.extend(dict(row) for _ in range(copies))
@@ -303,8 +333,9 @@ class RejectionRounds:
             rows, record = teacher_rows(prompts, number)
         else:
             prompts, samples, greedy = self.sample_within_budget(prompts, number)
+            verify = reference_verifier(s.rs_min_cosine) if s.rs_min_cosine > 0 else answer_key_verifier
             rows, record = keep_verified(prompts, samples, greedy, s.rs_keep_per_prompt, s.rs_greedy_wrong_copies,
-                                         number)
+                                         number, verify)
         record["sample_seconds"] = round(time.perf_counter() - start, 1)
         self.stage.samples.extend({"round": number, "question": r["question"][:120], "completion": r["answer"][:400],
                                    "greedy_right": r["greedy_right"]} for r in rows[:4])
@@ -381,14 +412,17 @@ class RejectionSFTStage(Stage):
         from helpers.grpo import resolve_sft_model
 
         rows, bad = load_rows(self.train_data)
-        rows = [r for r in rows if r.get("final_answer")]  # the verifier needs an answer key
+        # the verifier needs an answer key, or (rs_min_cosine > 0) a reference answer to match
+        rows = [r for r in rows if r.get("final_answer") or (settings.rs_min_cosine > 0 and r.get("answer"))]
         if settings.difficulties:
             rows = [r for r in rows if r.get("difficulty") in settings.difficulties or not r.get("difficulty")]
         leaks = {leak["index"] for leak in transfer_leaks(rows)}  # never a transfer or retention question
         pool = select_rows([r for i, r in enumerate(rows) if i not in leaks], settings.max_train_examples,
                            settings.seed)
         if not pool:
-            raise RunSetupError(f"train_data: {self.train_data} has no numeric row (with final_answer) to sample")
+            raise RunSetupError(f"train_data: {self.train_data} has no numeric row (with final_answer) to sample"
+                                + ("" if settings.rs_min_cosine > 0 else
+                                   " (rows with only a reference answer need rs_min_cosine > 0)"))
         if settings.method == "more_sft":
             pool = [r for r in pool if has_worked_solution(r)]
             if not pool:

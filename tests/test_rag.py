@@ -297,3 +297,66 @@ def test_generation_with_the_real_model_path_reports_every_pair(rag):
     counts = report["counts"]
     assert counts["generated"] == 2
     assert counts["kept"] + sum(v for k, v in counts.items() if k.startswith("dropped")) == 2
+
+
+# ---------------------------------------------------------------- Option 2 closed into a training round
+def test_round_rows_are_training_split_concept_questions_never_held_out(tmp_path):
+    train, val = tmp_path / "sft_train.json", tmp_path / "sft_val.json"
+    concept = [{"question": f"What does term {i} mean?", "answer": f"Term {i} means thing {i}."} for i in range(6)]
+    numeric = [{"question": "What is 2 + 2?", "answer": "2 + 2 = 4.\nAnswer: 4", "final_answer": "4"}]
+    train.write_text(json.dumps(concept + numeric))
+    val.write_text(json.dumps([concept[0]]))  # also in the training file, by mistake: still held out
+    rows, where = R.round_rows(10, exclude=[concept[1]["question"]], train_file=str(train))
+    assert sorted(r["question"] for r in rows) == sorted(c["question"] for c in concept[2:])
+    assert "4 concept questions of sft_train.json" in where
+    assert len(R.round_rows(2, train_file=str(train))[0]) == 2
+
+
+def test_round_prompts_carry_the_notes_and_the_reference(rag):
+    row = load_qa_file("data/concept_qa.json").rows[0]
+    (prompt,) = R.rag_round_prompts(rag, [row])
+    assert prompt["question"].startswith(R.RAG_INSTRUCTION) and prompt["question"].endswith(row["question"])
+    assert row["answer"] in prompt["question"]  # its own notes row is retrieved
+    assert prompt["answer"] == row["answer"] and prompt["asked"] == row["question"] and len(prompt["notes"]) >= 1
+
+
+def test_a_training_round_keeps_matching_answers_and_writes_one_adapter(rag, adapter_dir, tmp_path, monkeypatch,
+                                                                        workbook_output):
+    """The round on the tiny model: a sampler that writes the reference for even prompts and nonsense for odd ones
+    stands in for sampling (the tiny model writes nonsense), so the test can check what is kept and trained."""
+    from peft import PeftModel
+
+    from helpers import rejection_sft
+    from helpers.models import load_base_model
+
+    import shutil
+
+    from helpers.models import load_tokenizer
+
+    start = tmp_path / "sft_run" / "final_model"  # an SFT final_model/: the adapter and its tokenizer
+    shutil.copytree(adapter_dir, start)
+    load_tokenizer(rag.model_loader.model_name).save_pretrained(start)
+    rows = load_qa_file("data/concept_qa.json").rows[:4]
+
+    def sampler(model, tokenizer, prompts, settings, seed, progress=True):
+        references = {r["question"]: r["answer"] for r in rows}
+        texts = [[references[p["asked"]] if i % 2 == 0 else "Bananas are yellow and grow on trees."
+                  for _ in range(settings.rs_samples_per_prompt)] for i, p in enumerate(prompts)]
+        return [[{"text": t, "tokens": 9, "truncated": False} for t in group] for group in texts], ["no"] * len(prompts)
+
+    monkeypatch.setattr(rejection_sft, "sample_round", sampler)
+    out = workbook_output / "rag_test"
+    out.mkdir()
+    result, rounds = R.train_on_rag_answers(rag, rows, start, out, "fast_test", samples_per_prompt=2,
+                                            max_new_tokens=16)
+    assert result.status == "completed" and len(rounds) == 1
+    (r,) = rounds
+    assert (r["prompts"], r["samples"], r["right_samples"], r["kept_samples"]) == (4, 8, 4, 2)  # duplicates dropped
+    assert r["steps"] >= 1 and (out / "round_prompts.json").is_file()
+    record = json.loads(result.run.run_json.read_text())
+    assert record["settings"]["rs_min_cosine"] == 0.8 and record["settings"]["sft_model"] == str(start)
+    assert result.run.root == out / "training_round" and not list(workbook_output.glob("grpo_*"))
+    PeftModel.from_pretrained(load_base_model(rag.model_loader.model_name), str(result.final_model))  # the seed's way
+    report = R.round_report(rounds, [{"retrieval": "on", "embedding_cosine": 0.5}],
+                            [{"retrieval": "on", "embedding_cosine": 0.75}], "sft")
+    assert report["kept"] == 2 and "0.5 (sft) -> 0.75" in report["sentence"]

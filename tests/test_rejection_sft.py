@@ -352,3 +352,36 @@ def test_the_control_under_a_budget_goes_on_with_fresh_generated_problems_after_
     no_budget = RejectionSFTStage(files[0])
     no_budget.load_data(_settings(tiny_model_dir, files[1], method="more_sft", rs_rounds=2))
     assert list(no_budget.rounds_to_run(settings)) == no_budget.round_prompts  # without one: the plan only
+
+
+def test_a_verifier_other_than_the_answer_key_decides_what_is_kept():
+    concept = [{"question": "What is a sample space?", "answer": "The set of all outcomes."}]
+    says_outcomes = lambda prompt, texts: ["outcomes" in t for t in texts]  # noqa: E731
+    rows, stats = keep_verified(concept, [["All the outcomes.", "A space.", "Outcomes."]], greedy=["No idea."],
+                                keep_per_prompt=4, verify=says_outcomes)
+    assert [r["answer"] for r in rows] == ["All the outcomes.", "All the outcomes."]  # greedy wrong: twice
+    assert rows[0]["final_answer"] is None and stats["right_samples"] == 1 and stats["greedy_accuracy"] == 0.0
+
+
+def test_reference_verifier_keeps_answers_that_say_what_the_reference_says():
+    verify = rejection_sft.reference_verifier(0.8)
+    prompt = {"question": "What is a sample space?",
+              "answer": "The sample space is the set of all possible outcomes of a random experiment."}
+    verdicts = verify(prompt, ["The sample space is the set of all the possible outcomes of a random experiment.",
+                               "A prime number has exactly two divisors, one and itself.",
+                               "Sample space."])  # too short to count, however similar
+    assert verdicts == [True, False, False]
+    assert verify(PROMPTS[0], ["2 + 3 = 5\nAnswer: 5", "Answer: 6"]) == [True, False]  # an answer key wins
+
+
+def test_rows_without_an_answer_key_need_rs_min_cosine(tiny_model_dir, tmp_path, files, workbook_output):
+    from helpers.training import RunSetupError
+
+    concept = tmp_path / "concept.json"
+    concept.write_text(json.dumps([{"question": "What is a sample space?", "answer": "The set of all outcomes."}]))
+    with pytest.raises(RunSetupError, match="need rs_min_cosine > 0"):
+        grpo.train_grpo(_settings(tiny_model_dir, files[1]), concept)
+    assert list(workbook_output.iterdir()) == []
+    plan = grpo.train_grpo(_settings(tiny_model_dir, files[1], rs_min_cosine=0.8, max_new_tokens=4), concept,
+                           dry_run=True).plan
+    assert plan["prompt_pool"] == 1
