@@ -155,6 +155,9 @@ class GRPOSettings(CommonSettings):
     rs_sft_data: str = ""  # SFT rows to mix in; "": data/training_data/sft_train.json
     rs_batch_size: int = 8  # rows per fine-tuning step
     rs_epochs: float = 1.0  # passes over each round's rows
+    # > 0: rows without an answer key (concept questions) count as right when a sample's embedding cosine with the
+    # row's reference answer reaches this (06's RAG round: answers written with the notes, kept when they match)
+    rs_min_cosine: float = 0.0
 
 
 _CPU_NOTE_4BIT = (
@@ -173,8 +176,9 @@ _SFT_PRESETS: dict[str, dict[str, dict]] = {
                      save_steps=4, eval_steps=4, max_train_examples=128, max_val_examples=32),
     },
     "default": {
-        # CPU: one pass over 2,240 worked solutions with two validation passes of 50 examples: 16.4 min wall on
-        # a fresh clone (2026-12-04 at 92add7c, a 2-core Intel Xeon training at 263 tokens/s, peak 3.05 GB) and
+        # CPU: one pass over 2,240 worked solutions with two validation passes of 50 examples: 16.9 min wall on
+        # a fresh clone (2026-12-04 at b883ed4, a 2-core Intel Xeon training at 254 tokens/s, peak 2.64 GB; 16.4
+        # min, 3.05 GB in passes of 512 at 92add7c at 01:25 the same day) and
         # 33.7 min on a fresh clone of a slower machine of the same kind (2026-12-03, a 2-core AMD EPYC at 128
         # tokens/s; transfer 19.4%); a LoRA of rank 32 at lr 1e-3 learns far more in those 280 steps than rank
         # 16 at 3e-4 (25% vs 16% held-out, measured); lr 2e-3 was within noise (transfer 20.6%).
@@ -259,7 +263,7 @@ _POSITIVE = {"lr", "batch_size", "grad_accum", "lora_r", "lora_alpha", "logging_
 _NON_NEGATIVE = {"max_train_examples", "max_val_examples", "beta", "weight_decay", "seed", "epsilon",
                  "train_samples_per_group", "max_tokens_per_pass", "mmap_threshold_kib", "max_minutes",
                  "probe_every"}
-_UNIT_INTERVAL = {"lora_dropout", "warmup_ratio", "rs_sft_share"}
+_UNIT_INTERVAL = {"lora_dropout", "warmup_ratio", "rs_sft_share", "rs_min_cosine"}
 _CHOICES = {
     "device": ("cpu", "cuda"),
     "dtype": ("float32", "bfloat16", "float16"),
