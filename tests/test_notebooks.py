@@ -204,3 +204,9 @@ def test_06_rag(workspace):
     assert {"base", "sft", "grpo"} <= models, models
     assert metrics["retrieval"]["n"] > 0 and 0 <= metrics["retrieval"]["recall"] <= 1
     assert metrics["knowledge"]["passages"] >= 276 and metrics["option2"] is not None
+    trained = metrics["option2_round"]  # Option 2 closed into a training round (rejection_sft with the notes)
+    assert trained["prompts"] == 4 and trained["samples"] == 8 and 0 <= trained["kept"] <= 8
+    assert trained["start"] == "grpo" and [r["retrieval"] for r in trained["before"]] == ["off", "on"]
+    assert bool(trained["after"]) == (trained["kept"] > 0)  # the trained model is asked only when it learned
+    assert (out / "training_round" / "final_model" / "adapter_config.json").is_file()
+    assert json.loads((out / "training_round" / "run.json").read_text())["settings"]["rs_min_cosine"] == 0.8
