@@ -97,10 +97,24 @@ def _ask_form(rng: random.Random, question: str, value, chance: float = 0.3) -> 
 
 
 def _prob_line(favourable: int, total: int) -> str:
-    """``P = 6/36 = 1/6`` (or ``P = 6/36`` when it is already reduced)."""
+    """``P = 6/36 = (6 ÷ 6)/(36 ÷ 6) = 1/6`` (or ``P = 6/36`` when it is already reduced): the common factor is
+    named, so reducing a fraction is a division the model writes out, not a guess (``8/40 = 1/2`` was one)."""
     p = Fraction(favourable, total)
     raw = f"{favourable}/{total}"
-    return f"P = {raw}." if raw == _f(p) else f"P = {raw} = {_f(p)}."
+    if raw == _f(p):
+        return f"P = {raw}."
+    g = math.gcd(favourable, total)
+    return f"P = {raw} = ({favourable} ÷ {g})/({total} ÷ {g}) = {_f(p)}."
+
+
+def _sum(terms) -> str:
+    """``15 + 12 + 25 + 3 = 27 + 25 + 3 = 52 + 3 = 55``: one addition per step, from the left (as ``_product``)."""
+    values = [int(t) for t in terms]
+    steps = [" + ".join(map(str, values))]
+    while len(values) > 1:
+        values = [values[0] + values[1]] + values[2:]
+        steps.append(" + ".join(map(str, values)))
+    return " = ".join(steps)
 
 
 # ---------------------------------------------------------------------------
@@ -1106,8 +1120,26 @@ _WORDS = {
 }
 
 
+def _product(factors) -> str:
+    """``8 × 7 × 6 = 56 × 6 = 336``: a product of several numbers, one multiplication per step, from the left.
+
+    A worked solution that multiplies a whole product in one step teaches a small model to guess it: SFT
+    `default` trained at commit 2c73f0a wrote a false equation in 115 of its 320 transfer answers, many of them
+    products taken whole (``2 × 2 × 2 × 2 = 8``, ``8 × 8 × 8 = 64``). Trained on solutions written with this,
+    ``_sum`` and ``_prob_line``'s named common factor, it wrote one in 83, and answered 22.8% right against
+    22.2% (17 newly right, 15 newly wrong: within noise; 2026-12-07, README).
+    """
+    values = [int(f) for f in factors]
+    steps = [" × ".join(map(str, values))]
+    while len(values) > 1:
+        values = [values[0] * values[1]] + values[2:]
+        steps.append(" × ".join(map(str, values)))
+    return " = ".join(steps)
+
+
 def _factorial_text(n: int) -> str:
-    return f"{n}! = " + " × ".join(str(i) for i in range(n, 0, -1)) + f" = {math.factorial(n)}"
+    """``4! = 4 × 3 × 2 = 12 × 2 = 24`` (the factor 1 left out)."""
+    return f"{n}! = " + (_product(range(n, 1, -1)) if n > 1 else "1")
 
 
 # Counting look-alikes: the same clubs, races, codes and prizes appear as arrangements of everyone (n!),
@@ -1187,7 +1219,7 @@ def _permutations(rng: random.Random, difficulty: str) -> dict:
             value = math.perm(n, k)
         q = template.format(n=n, k=k, roles=_ROLES[k], prizes=_PRIZES[k], name=name)
         line = (f"Order matters and nothing is used twice, so this is an ordered selection: P({n}, {k}) = "
-                + " × ".join(str(n - i) for i in range(k)) + f" = {value}.")
+                + _product(n - i for i in range(k)) + ".")
         return _record(q, [line], value, kind="ordered", n=n, k=k, extra=[])
     if kind == "repeat":
         template, fixed, what = rng.choice(_REPEAT_TEMPLATES)
@@ -1200,12 +1232,12 @@ def _permutations(rng: random.Random, difficulty: str) -> dict:
             k -= 1
         value = n ** k
         q = template.format(n=n, k=k, name=name)
-        product_text = " × ".join([str(n)] * k)
+        product_text = _product([n] * k)
         if fixed == 2 and what in ("flip", "toss"):
-            line = f"Each {what} has 2 outcomes, so {k} {what}{'es' if what == 'toss' else 's'} give {product_text} = {value}."
+            line = f"Each {what} has 2 outcomes, so {k} {what}{'es' if what == 'toss' else 's'} give {product_text}."
         else:
             line = (f"Each {what} has {n} choices and repeats are allowed, so multiply: {n}^{k} = "
-                    f"{product_text} = {value}.")
+                    f"{product_text}.")
         return _record(q, [line], value, kind="repeat", n=n, k=k, extra=[])
     if kind == "word":
         word = rng.choice(_WORDS[difficulty])
@@ -1267,15 +1299,19 @@ def _permutations(rng: random.Random, difficulty: str) -> dict:
 # ---------------------------------------------------------------------------
 
 def _comb_text(n: int, k: int) -> str:
-    """``C(8, 3) = (8 × 7 × 6)/(3 × 2 × 1) = 336/6 = 56``: the products are written out, one division left."""
+    """``C(8, 3) = (8 × 7 × 6)/(3 × 2), where 8 × 7 × 6 = 56 × 6 = 336 and 3 × 2 = 6, so C(8, 3) = 336/6 = 56``
+    (``C(9, 2) = 9 × 8/2 = 72/2 = 36``): each product one multiplication at a time, one division left."""
     if k in (0, n):
         return f"C({n}, {k}) = 1"
     if k == 1:
         return f"C({n}, 1) = {n}"
     k2 = min(k, n - k)
-    top = " × ".join(str(n - i) for i in range(k2))
-    bottom = " × ".join(str(k2 - i) for i in range(k2))
-    return f"C({n}, {k}) = ({top})/({bottom}) = {math.perm(n, k2)}/{math.factorial(k2)} = {math.comb(n, k)}"
+    top, bottom = [n - i for i in range(k2)], list(range(k2, 1, -1))
+    if k2 == 2:
+        return f"C({n}, {k}) = {n} × {n - 1}/2 = {n * (n - 1)}/2 = {math.comb(n, k)}"
+    return (f"C({n}, {k}) = ({' × '.join(map(str, top))})/({' × '.join(map(str, bottom))}), where "
+            f"{_product(top)} and {_product(bottom)}, so C({n}, {k}) = {math.perm(n, k2)}/{math.factorial(k2)} = "
+            f"{math.comb(n, k)}")
 
 
 _CHOOSE_TEMPLATES = (
@@ -1563,8 +1599,7 @@ def _dice_favourable(good: list, n_all: int, event: str, value, k: int, sides: i
         return f"The faces that qualify are {', '.join(str(o[0]) for o in good) or 'none'}: {n_good} of {sides}."
     if event.startswith("sum_") and n_good > 6:
         sums = Counter(sum(o) for o in good)
-        ways = " + ".join(str(sums[s]) for s in sorted(sums))
-        return f"Sums {', '.join(map(str, sorted(sums)))} occur {ways} = {n_good} ways."
+        return f"Sums {', '.join(map(str, sorted(sums)))} occur {_sum(sums[s] for s in sorted(sums))} ways."
     if n_good <= 6:
         shown = ", ".join("(" + ",".join(map(str, o)) + ")" for o in good) if good else "none"
         return f"Favourable: {shown}, {n_good} outcomes."
@@ -1625,7 +1660,7 @@ def _dice(rng: random.Random, difficulty: str) -> dict:
     if k == 2 and event in ("doubles", "all_different"):
         clause = {"doubles": "both dice show the same number", "all_different": "the two dice differ"}[event]
     s = _dice_situation(rng, k, sides, ordered=event == "first_gt" or event == "any" and rng.random() < 0.5)
-    total = _dice_total_line(k, sides, len(outcomes))
+    total = _dice_total_line(k, sides)
     params = dict(dice=k, sides=sides, event=event, value=value, quantity=quantity)
     if event == "any":
         lines = [f"{total} The question asks how many outcomes, so the answer is that count."]
@@ -1639,11 +1674,10 @@ def _dice(rng: random.Random, difficulty: str) -> dict:
     return _ask_probability(rng, s, clause, lines, Fraction(len(good), len(outcomes)), **params)
 
 
-def _dice_total_line(k: int, sides: int, n_all: int) -> str:
+def _dice_total_line(k: int, sides: int) -> str:
     if k == 1:
         return f"A fair die has {sides} equally likely faces."
-    return (f"Each die has {sides} faces and the choices multiply: {' × '.join([str(sides)] * k)} = {n_all} "
-            "equally likely outcomes.")
+    return f"Each die has {sides} faces and the choices multiply: {_product([sides] * k)} equally likely outcomes."
 
 
 # ---------------------------------------------------------------------------
@@ -1651,8 +1685,8 @@ def _dice_total_line(k: int, sides: int, n_all: int) -> str:
 # ---------------------------------------------------------------------------
 
 def _coin_total(n: int) -> str:
-    product_text = " × ".join(["2"] * n) if n <= 5 else f"2^{n}"
-    return f"Each flip has 2 outcomes, so {n} flips give {product_text} = {2 ** n} equally likely sequences."
+    product_text = _product([2] * n) if n <= 6 else f"2^{n} = {2 ** n}"
+    return f"Each flip has 2 outcomes, so {n} flips give {product_text} equally likely sequences."
 
 
 def _coins(rng: random.Random, difficulty: str) -> dict:
@@ -1717,14 +1751,13 @@ def _coins(rng: random.Random, difficulty: str) -> dict:
                 "more_heads": f"More heads than tails means {ks[0]} to {n} heads"}[event]
         if len(ks) > len(rest) + 1:  # the complement is shorter to add up
             terms = " + ".join(f"C({n}, {j})" for j in rest)
-            values = " + ".join(str(math.comb(n, j)) for j in rest)
             other = total - count
             why = (f"{rule}; the rest (heads = {', '.join(map(str, rest))}) number {terms} = "
-                   + (f"{values} = " if len(rest) > 1 else "") + f"{other}, so {total} - {other} = {count} qualify.")
+                   + _sum(math.comb(n, j) for j in rest) + f", so {total} - {other} = {count} qualify.")
         else:
             terms = " + ".join(f"C({n}, {j})" for j in ks)
-            values = " + ".join(str(math.comb(n, j)) for j in ks)
-            why = f"{rule}: {terms} = {values} = {count}." if len(ks) > 1 else f"{rule}: C({n}, {ks[0]}) = {count}."
+            why = (f"{rule}: {terms} = {_sum(math.comb(n, j) for j in ks)}." if len(ks) > 1
+                   else f"{rule}: C({n}, {ks[0]}) = {count}.")
     elif event == "at_least_one":
         count = total - 1
         why = f"\"At least one head\" is the complement of \"all tails\" (1 sequence): {total} - 1 = {count}."
@@ -1802,13 +1835,6 @@ _HAND_KINDS = {"both_hearts": (13, "hearts"), "both_red": (26, "red cards"), "bo
                "both_aces": (4, "aces")}
 
 
-def _comb_steps(n: int, k: int) -> str:
-    """``C(52, 2) = 52 × 51 / 2 = 1326`` (``C(n, 1) = n``)."""
-    if k == 1:
-        return f"C({n}, 1) = {n}"
-    top = " × ".join(str(n - i) for i in range(k))
-    bottom = " × ".join(str(k - i) for i in range(k)) if k > 2 else "2"
-    return f"C({n}, {k}) = {top} / {'(' + bottom + ')' if k > 2 else bottom} = {math.comb(n, k)}"
 
 
 def _cards(rng: random.Random, difficulty: str) -> dict:
@@ -1845,7 +1871,7 @@ def _cards(rng: random.Random, difficulty: str) -> dict:
         s = rng.choice((f"{_DICE_WORDS[k]} cards are dealt from {deck}", f"{name} is dealt {_DICE_WORDS[k]} cards "
                         f"from {deck}", f"{name} takes {_DICE_WORDS[k]} cards from {deck} without putting any back"))
         if kind == "hands":
-            lines = [f"A hand ignores order, so count combinations: {_comb_steps(52, k)}."]
+            lines = [f"A hand ignores order, so count combinations: {_comb_text(52, k)}."]
             what = rng.choice((f"different {k}-card hands", f"different sets of {k} cards"))
             return _ask_count(rng, s, what, lines, math.comb(52, k), draws=k, replacement=False, event="any",
                               quantity="count", ordered=False)
@@ -1857,7 +1883,7 @@ def _cards(rng: random.Random, difficulty: str) -> dict:
                               quantity="count", ordered=True)
         event = rng.choice(tuple(_HAND_KINDS))
         m, plural = _HAND_KINDS[event]
-        lines = [f"A hand ignores order: choose 2 of the {m} {plural}, {_comb_steps(m, 2)}."]
+        lines = [f"A hand ignores order: choose 2 of the {m} {plural}, {_comb_text(m, 2)}."]
         return _ask_count(rng, s, f"2-card hands made only of {plural}", lines, math.comb(m, 2), draws=2,
                           replacement=False, event=event, quantity="count", ordered=False)
     if difficulty == "medium":
@@ -1986,14 +2012,14 @@ def _urns(rng: random.Random, difficulty: str) -> dict:
     r, b = counts[c1], counts[c2]
     n2 = N if replacement else N - 1
     m = 0 if replacement else 1
-    total_line = "There are " + " + ".join(str(counts[c]) for c in colours) + f" = {N} {things}."
+    total_line = f"There are {_sum(counts[c] for c in colours)} {things}."
     params = dict(counts=counts, draws=draws, replacement=replacement, event=event, colour=c1, other=c2,
                   quantity=quantity)
     if quantity == "count":
         if event == "any":
-            lines = [total_line, f"The order does not matter, so count combinations: {_comb_steps(N, draws)}."]
+            lines = [total_line, f"The order does not matter, so count combinations: {_comb_text(N, draws)}."]
             return _ask_count(rng, s, f"different groups of {d_word} {things}", lines, math.comb(N, draws), **params)
-        lines = [f"Only the {r} {c1} {things} can be used, and order does not matter: {_comb_steps(r, draws)}."]
+        lines = [f"Only the {r} {c1} {things} can be used, and order does not matter: {_comb_text(r, draws)}."]
         return _ask_count(rng, s, f"ways to pick {d_word} {c1} {things}", lines, math.comb(r, draws), **params)
     balls = [c for c in colours for _ in range(counts[c])]
     draws_all = list(product(balls, repeat=draws)) if replacement else list(permutations(balls, draws))
@@ -2274,8 +2300,8 @@ def _conditional_bayes(rng: random.Random, difficulty: str) -> dict:
                       target=["row", i] if by_col else ["col", j], both=[["row", i], ["col", j]], ask=ask)
         if ask == "joint":
             value = Fraction(counts[i][j], everyone)
-            lines = [f"\"And\" with no condition: divide by everyone, {' + '.join(str(x) for r in counts for x in r)}"
-                     f" = {everyone}; {counts[i][j]} are in both. " + _prob_line(counts[i][j], everyone)]
+            lines = [f"\"And\" with no condition: divide by everyone, {_sum(x for r in counts for x in r)}"
+                     f"; {counts[i][j]} are in both. " + _prob_line(counts[i][j], everyone)]
             return _framed(rng, _PROB_FRAMES, lines, value, {"S": S, "c": f"{row_c} and {col_c.split(' ', 2)[2]}"},
                            long=True, **params)
         if by_col:
@@ -2596,7 +2622,7 @@ def _binomial(rng: random.Random, difficulty: str) -> dict:
     if event == "ways":
         count = math.comb(n, k)
         lines = [f"A sequence with exactly {k} {word} is fixed by choosing which {k} of the {n} are {many}: "
-                 f"{_comb_steps(n, k)}. It asks how many sequences, so the answer is this count."]
+                 f"{_comb_text(n, k)}. It asks how many sequences, so the answer is this count."]
         return _ask_count(rng, s, f"possible sequences of results with exactly {k} {word}", lines, count, **params)
     if event == "order":
         value = p ** k * q_ ** (n - k)

@@ -822,3 +822,21 @@ def test_distracting_details_are_recorded_and_ignored():
     for r in with_extra:
         for x in r["params"]["extra"]:
             assert x in numbers(r["question"])
+
+
+def test_products_sums_and_reductions_are_written_one_step_at_a_time():
+    """The worked solutions multiply, add and reduce one operation per step (a small model guessed whole products:
+    ``2 × 2 × 2 × 2 = 8``), and every step is true."""
+    from helpers.problems import _comb_text, _factorial_text, _prob_line, _product, _sum
+
+    assert _product([8, 7, 6]) == "8 × 7 × 6 = 56 × 6 = 336"
+    assert _product([2, 2, 2, 2]) == "2 × 2 × 2 × 2 = 4 × 2 × 2 = 8 × 2 = 16"
+    assert _product([5]) == "5"
+    assert _sum([15, 12, 25, 3]) == "15 + 12 + 25 + 3 = 27 + 25 + 3 = 52 + 3 = 55"
+    assert _factorial_text(4) == "4! = 4 × 3 × 2 = 12 × 2 = 24"
+    assert _factorial_text(1) == "1! = 1"
+    assert _prob_line(6, 36) == "P = 6/36 = (6 ÷ 6)/(36 ÷ 6) = 1/6."
+    assert _prob_line(5, 36) == "P = 5/36."
+    assert _comb_text(9, 2) == "C(9, 2) = 9 × 8/2 = 72/2 = 36"
+    assert _comb_text(8, 5) == ("C(8, 5) = (8 × 7 × 6)/(3 × 2), where 8 × 7 × 6 = 56 × 6 = 336 and 3 × 2 = 6, "
+                                "so C(8, 5) = 336/6 = 56")
