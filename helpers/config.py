@@ -176,7 +176,9 @@ _SFT_PRESETS: dict[str, dict[str, dict]] = {
                      save_steps=4, eval_steps=4, max_train_examples=128, max_val_examples=32),
     },
     "default": {
-        # CPU: one pass over 2,240 worked solutions with two validation passes of 50 examples: 16.9 min wall on
+        # CPU: one pass over 2,240 worked solutions with two validation passes of 50 examples: 19.7 min wall from
+        # a new checkout (2026-12-07, the training files of 3fe8a53, a 2-core Intel Xeon at 225 tokens/s, peak 2.48
+        # GB; 23.6 min at 183 tokens/s an hour before on the same machine; transfer 22.8% of 320), 16.9 min wall on
         # a fresh clone (2026-12-04 at b883ed4, a 2-core Intel Xeon training at 254 tokens/s, peak 2.64 GB; 16.4
         # min, 3.05 GB in passes of 512 at 92add7c at 01:25 the same day) and
         # 33.7 min on a fresh clone of a slower machine of the same kind (2026-12-03, a 2-core AMD EPYC at 128
