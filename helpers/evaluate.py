@@ -434,16 +434,18 @@ def _weights_hash(path: str, mtime: float, size: int) -> str:
 def model_fingerprint(model_name: str, adapter: str | Path | None = None) -> str:
     """A short id of the weights a model is made of, so a cached evaluation is never reused for other weights.
 
-    The adapter is identified by the hash of its weights file, the base by its
-    name (a hub id or folder) plus, for a local folder, the hash of its weights.
+    The adapter is identified by the hash of its weights file and of its ``adapter_config.json`` (``lora_alpha``
+    scales the same weights differently: an adapter rescaled in its config alone is another model), the base by
+    its name (a hub id or folder) plus, for a local folder, the hash of its weights.
     """
     from helpers.models import resolve_model_path
 
     parts = [model_name]
     folder = Path(resolve_model_path(model_name))
     for root in ([folder] if folder.is_dir() else []) + ([Path(adapter)] if adapter else []):
-        weights = sorted(root.glob("*.safetensors"))
-        parts += [_weights_hash(str(w), w.stat().st_mtime, w.stat().st_size) for w in weights] or [str(root)]
+        files = sorted(root.glob("*.safetensors")) + ([root / "adapter_config.json"]
+                                                      if adapter and (root / "adapter_config.json").is_file() else [])
+        parts += [_weights_hash(str(w), w.stat().st_mtime, w.stat().st_size) for w in files] or [str(root)]
     return "-".join(parts).replace("/", "_")[-120:]
 
 

@@ -128,3 +128,18 @@ def test_cached_generations_are_reused_only_for_the_same_weights(tiny_model_dir,
     evaluate.evaluate_model(model, tok, records, "base", gen, use_embeddings=False, fingerprint=fp + "-other")
     assert len(list((workbook_output / ".eval_cache").glob("*.json"))) == 2
     assert not math.isnan(first.summary["format_rate"])
+
+
+def test_an_adapter_rescaled_in_its_config_alone_is_another_model(tmp_path, tiny_model_dir):
+    """Same weights, another lora_alpha: another fingerprint, so no cached answers of the first are reused."""
+    import json
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    for folder, alpha in ((first, 16), (second, 8)):
+        folder.mkdir()
+        (folder / "adapter_model.safetensors").write_bytes(b"the same weights")
+        (folder / "adapter_config.json").write_text(json.dumps({"r": 8, "lora_alpha": alpha}))
+    fingerprints = {evaluate.model_fingerprint(str(tiny_model_dir), folder) for folder in (first, second)}
+    assert len(fingerprints) == 2
+    assert evaluate.model_fingerprint(str(tiny_model_dir), first) == evaluate.model_fingerprint(str(tiny_model_dir),
+                                                                                                  first)
