@@ -443,8 +443,7 @@ def model_fingerprint(model_name: str, adapter: str | Path | None = None) -> str
     parts = [model_name]
     folder = Path(resolve_model_path(model_name))
     for root in ([folder] if folder.is_dir() else []) + ([Path(adapter)] if adapter else []):
-        files = sorted(root.glob("*.safetensors")) + ([root / "adapter_config.json"]
-                                                      if adapter and (root / "adapter_config.json").is_file() else [])
+        files = sorted(root.glob("*.safetensors")) + sorted(root.glob("adapter_config.json"))
         parts += [_weights_hash(str(w), w.stat().st_mtime, w.stat().st_size) for w in files] or [str(root)]
     return "-".join(parts).replace("/", "_")[-120:]
 

@@ -24,6 +24,7 @@ Introduced in 01_data_prep.
 from __future__ import annotations
 
 import math
+import operator
 import random
 import re
 from fractions import Fraction
@@ -105,16 +106,6 @@ def _prob_line(favourable: int, total: int) -> str:
         return f"P = {raw}."
     g = math.gcd(favourable, total)
     return f"P = {raw} = ({favourable} ÷ {g})/({total} ÷ {g}) = {_f(p)}."
-
-
-def _sum(terms) -> str:
-    """``15 + 12 + 25 + 3 = 27 + 25 + 3 = 52 + 3 = 55``: one addition per step, from the left (as ``_product``)."""
-    values = [int(t) for t in terms]
-    steps = [" + ".join(map(str, values))]
-    while len(values) > 1:
-        values = [values[0] + values[1]] + values[2:]
-        steps.append(" + ".join(map(str, values)))
-    return " = ".join(steps)
 
 
 # ---------------------------------------------------------------------------
@@ -1129,11 +1120,21 @@ def _product(factors) -> str:
     ``_sum`` and ``_prob_line``'s named common factor, it wrote one in 83, and answered 22.8% right against
     22.2% (17 newly right, 15 newly wrong: within noise; 2026-12-07, README).
     """
-    values = [int(f) for f in factors]
-    steps = [" × ".join(map(str, values))]
+    return _one_step_at_a_time(factors, " × ", operator.mul)
+
+
+def _sum(terms) -> str:
+    """``15 + 12 + 25 + 3 = 27 + 25 + 3 = 52 + 3 = 55``: one addition per step, from the left (as ``_product``)."""
+    return _one_step_at_a_time(terms, " + ", operator.add)
+
+
+def _one_step_at_a_time(numbers, sign: str, combine) -> str:
+    """The chain of equations that folds ``numbers`` from the left, the first two at each step."""
+    values = [int(v) for v in numbers]
+    steps = [sign.join(map(str, values))]
     while len(values) > 1:
-        values = [values[0] * values[1]] + values[2:]
-        steps.append(" × ".join(map(str, values)))
+        values = [combine(values[0], values[1])] + values[2:]
+        steps.append(sign.join(map(str, values)))
     return " = ".join(steps)
 
 
@@ -1833,8 +1834,6 @@ _TWO_CARD_EVENTS = {
 # hands counted by kind: name -> (cards of the kind, phrase)
 _HAND_KINDS = {"both_hearts": (13, "hearts"), "both_red": (26, "red cards"), "both_face": (12, "face cards"),
                "both_aces": (4, "aces")}
-
-
 
 
 def _cards(rng: random.Random, difficulty: str) -> dict:
