@@ -176,9 +176,11 @@ _SFT_PRESETS: dict[str, dict[str, dict]] = {
                      save_steps=4, eval_steps=4, max_train_examples=128, max_val_examples=32),
     },
     "default": {
-        # CPU: one pass over 2,240 worked solutions with two validation passes of 50 examples: 19.7 min wall from
-        # a new checkout (2026-12-07, the training files of 3fe8a53, a 2-core Intel Xeon at 225 tokens/s, peak 2.48
-        # GB; 23.6 min at 183 tokens/s an hour before on the same machine; transfer 22.8% of 320), 16.9 min wall on
+        # CPU: one pass over 2,240 worked solutions with two validation passes of 50 examples: 21.0 min wall from
+        # a new checkout (2026-12-07 21:20, the training files of 8,000 generated problems, a 2-core AMD EPYC with
+        # AVX-512 at 210 tokens/s, peak 2.72 GB; transfer 21.6% of 320); 19.7 min the same afternoon (the files of
+        # 4,000 problems at 3fe8a53, a 2-core Intel Xeon at 225 tokens/s, peak 2.48 GB; 23.6 min at 183 tokens/s an
+        # hour before on the same machine; transfer 22.8% of 320), 16.9 min wall on
         # a fresh clone (2026-12-04 at b883ed4, a 2-core Intel Xeon training at 254 tokens/s, peak 2.64 GB; 16.4
         # min, 3.05 GB in passes of 512 at 92add7c at 01:25 the same day) and
         # 33.7 min on a fresh clone of a slower machine of the same kind (2026-12-03, a 2-core AMD EPYC at 128
@@ -201,9 +203,13 @@ _SFT_PRESETS: dict[str, dict[str, dict]] = {
         "cuda": dict(epochs=2.0, batch_size=4, grad_accum=4, max_length=512, load_in_4bit=True,
                      gradient_checkpointing=True, optim="paged_adamw_8bit", save_steps=200, eval_steps=200),
     },
+    # CPU: the default's recipe over twice the worked solutions, each seen once (fresh examples taught more than
+    # repeated ones at every size measured): 560 steps of 4,480 examples, 40.7 min wall, peak 2.58 GB, transfer
+    # 27.8% of 320 against default's 22.8% (+5.0, 32 newly right / 16 newly wrong, p 0.03; 2026-12-07, a 2-core
+    # Intel Xeon at 220 tokens/s, the training files 01 writes since N_GENERATED 8000).
     "full_training": {
-        "cpu": dict(epochs=2.0, batch_size=8, lr=3e-4, max_length=384, lora_r=32, lora_alpha=64,
-                    save_steps=200, eval_steps=200),
+        "cpu": dict(epochs=1.0, batch_size=8, lr=1e-3, lora_r=32, lora_alpha=64, max_length=384, save_steps=140,
+                    eval_steps=140, max_train_examples=4480, max_val_examples=50, max_tokens_per_pass=384),
         "cuda": dict(epochs=3.0, batch_size=16, max_length=1024, lora_r=64, lora_alpha=128,
                      save_steps=500, eval_steps=500),
     },
