@@ -72,11 +72,15 @@ def launch_notes() -> list[str]:
     return []
 
 
-def _prompt_key(row) -> str:
-    """A short stable id of a GRPO prompt row (its last message), to compare prompts across processes."""
-    prompt = row.get("prompt") if isinstance(row, dict) else None
-    text = prompt[-1]["content"] if isinstance(prompt, list) and prompt else str(prompt)
+def prompt_id(text: str) -> str:
+    """A short stable id of a prompt's text: what run.json's per-step ``prompts`` lists (a question's own id)."""
     return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+def _prompt_key(row) -> str:
+    """The id of a GRPO prompt row (its last message), to compare prompts across processes."""
+    prompt = row.get("prompt") if isinstance(row, dict) else None
+    return prompt_id(prompt[-1]["content"] if isinstance(prompt, list) and prompt else str(prompt))
 
 
 class ProcessRecord:

@@ -195,6 +195,33 @@ def test_health_report_checks_the_sharpening_first_ten_steps_against_the_last_te
     assert flat["mean reward rises"]["ok"] and flat["KL stays below 0.5"]["ok"]
 
 
+def test_health_report_takes_the_draw_of_fresh_prompts_out_of_the_sharpening():
+    log = _log([0.31] * 10 + [0.25] * 6 + [0.22] * 10)  # samples fall 9 points from the first 10 steps to the last
+    harder = {**{s: 0.39 for s in range(1, 11)}, **{s: 0.19 for s in range(17, 27)}}  # the draw fell 20
+    (rule,) = [r for r in grpo.health_report(log, start_scores=harder) if r["rule"].startswith("correctness")]
+    assert rule["ok"] and rule["value"] == ("0.310 -> 0.220; the starting policy on the same prompts 0.390 -> 0.190"
+                                            "; gain beyond the draw +0.110")
+    same = {s: 0.3 for s in range(1, 27)}  # an even draw: the plain reading stands
+    (rule,) = [r for r in grpo.health_report(log, start_scores=same) if r["rule"].startswith("correctness")]
+    assert not rule["ok"] and rule["value"].endswith("gain beyond the draw -0.090")
+    (rule,) = [r for r in grpo.health_report(log, start_scores={1: 0.5}) if r["rule"].startswith("correctness")]
+    assert rule["value"] == "0.310 -> 0.220"  # no score for the late window: nothing to adjust by
+
+
+def test_start_policy_step_scores_grade_the_prompts_of_the_compared_steps(tiny_model_dir, train_file,
+                                                                          workbook_output):
+    settings = _settings(tiny_model_dir, max_steps=4, seed=1)
+    result = grpo.train_grpo(settings, train_file)
+    steps = json.loads((result.run.root / "run.json").read_text())["processes"][0]["prompts"]
+    numeric = {grpo.prompt_id(r["question"]) for r in ROWS if r.get("final_answer")}
+    scores = grpo.start_policy_step_scores(settings, None, result.run.root, train_file)
+    # 4 steps: windows of 2 (steps 1-2 and 3-4); a step is scored when it drew a numeric prompt
+    assert set(scores) == {i for i, step in enumerate(steps, 1) if any(pid in numeric for pid, _ in step)}
+    assert all(v == 0.0 for v in scores.values())  # the random tiny model answers no sum right, greedy
+    (result.run.root / "run.json").write_text(json.dumps({"processes": [{"rank": 0, "rows": 0}]}))
+    assert grpo.start_policy_step_scores(settings, None, result.run.root, train_file) is None
+
+
 def test_health_report_on_a_short_run_compares_halves_and_flags_a_drifting_policy():
     (short,) = [r for r in grpo.health_report(_log([0.1, 0.1, 0.3, 0.4], kl=0.9, spread=0.05))
                 if r["rule"].startswith("correctness")]

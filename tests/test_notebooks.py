@@ -121,6 +121,10 @@ def test_04_grpo_train(workspace):
         assert set(room["pass_at_k"]) == {"pass@1", "pass@2", "pass@4"}
         assert 0 <= room["pass_at_k"]["pass@1"] <= room["pass_at_k"]["pass@4"] <= 1
     assert (run / "headroom.png").is_file()
+    # the health rules, the sharpening read against the starting policy's greedy answers to the same prompts
+    (sharpening,) = [r for r in record["health"] if r["rule"].startswith("correctness of the samples")]
+    assert "first 1 vs last 1 steps" in sharpening["rule"] and "the starting policy on the same prompts" in \
+        sharpening["value"]
     cfg = json.loads((run / "final_model" / "adapter_config.json").read_text())
     sft_cfg = json.loads(next(workspace["out"].glob("sft_*/final_model/adapter_config.json")).read_text())
     assert cfg["r"] == sft_cfg["r"] + record["settings"]["lora_r"]
