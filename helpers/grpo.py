@@ -366,9 +366,10 @@ def health_report(rows: list[dict], kl_limit: float = 0.5, sharpening: float = 0
 
 
 def start_policy_step_scores(settings: cfg.GRPOSettings, sft_adapter: Path | None, run_root: str | Path,
-                             train_path: str | Path) -> dict[int, float] | None:
+                             train_path: str | Path, log_rows: list[dict]) -> dict[int, float] | None:
     """How hard each step's draw of fresh prompts was: the starting policy's greedy strict accuracy on the
-    prompts of the steps the sharpening rule compares (``health_report``'s two windows), from run.json.
+    prompts (from run.json) of the steps the sharpening rule compares: ``health_report``'s two windows over
+    ``log_rows``, the training log, so a log written every few steps covers the same steps.
 
     Why: read alone, the samples' correctness from the first steps to the last mixes training with the draw.
     Measured 2026-12-07 (a 2-core AMD EPYC, 26 steps of 8 prompts from SFT ``default``): the starting policy
@@ -384,7 +385,10 @@ def start_policy_step_scores(settings: cfg.GRPOSettings, sft_adapter: Path | Non
     if not per_rank:
         return None
     steps = [[pid for rank in per_rank if i < len(rank) for pid, _ in rank[i]] for i in range(len(per_rank[0]))]
-    _, early, late = _windows([{"step": i + 1} for i in range(len(steps))])
+    scored = [r for r in log_rows if r.get("correctness") is not None]
+    if not scored:
+        return None
+    _, early, late = _windows(scored)
     wanted = {i: ids for i, ids in enumerate(steps, 1) if early[0] <= i <= early[1] or late[0] <= i <= late[1]}
     by_id = {prompt_id(r["question"]): r for r in load_eval_records(train_path, numeric_only=True)}
     records = list({pid: by_id[pid] for ids in wanted.values() for pid in ids if pid in by_id}.values())

@@ -214,12 +214,12 @@ def test_start_policy_step_scores_grade_the_prompts_of_the_compared_steps(tiny_m
     result = grpo.train_grpo(settings, train_file)
     steps = json.loads((result.run.root / "run.json").read_text())["processes"][0]["prompts"]
     numeric = {grpo.prompt_id(r["question"]) for r in ROWS if r.get("final_answer")}
-    scores = grpo.start_policy_step_scores(settings, None, result.run.root, train_file)
+    scores = grpo.start_policy_step_scores(settings, None, result.run.root, train_file, result.log_rows)
     # 4 steps: windows of 2 (steps 1-2 and 3-4); a step is scored when it drew a numeric prompt
     assert set(scores) == {i for i, step in enumerate(steps, 1) if any(pid in numeric for pid, _ in step)}
     assert all(v == 0.0 for v in scores.values())  # the random tiny model answers no sum right, greedy
     (result.run.root / "run.json").write_text(json.dumps({"processes": [{"rank": 0, "rows": 0}]}))
-    assert grpo.start_policy_step_scores(settings, None, result.run.root, train_file) is None
+    assert grpo.start_policy_step_scores(settings, None, result.run.root, train_file, result.log_rows) is None
 
 
 def test_health_report_on_a_short_run_compares_halves_and_flags_a_drifting_policy():
