@@ -27,7 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 VARIANTS = {"workbook": {}, "padding_free": {"padding_free": True, "group_by_length": False},
-            "padded_random": {"padding_free": False, "group_by_length": False}}
+            "padded_random": {"padding_free": False, "group_by_length": False},
+            "float32": {"bf16_autocast": False}, "bf16_autocast": {"bf16_autocast": True},
+            "float32_no_dropout": {"bf16_autocast": False, "lora_dropout": 0.0},
+            "bf16_no_dropout": {"bf16_autocast": True, "lora_dropout": 0.0}}
 
 
 def build(kind: str, rows, batch_size: int, steps: int, out: Path):

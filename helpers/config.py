@@ -30,7 +30,7 @@ class DeviceInfo:
     kind: str = "cpu"  # "cpu" or "cuda"
     name: str = "cpu"
     memory_gb: float = 0.0  # GPU memory; 0 on CPU
-    bf16_supported: bool = False  # bf16 in hardware (compute capability 8.0+), not emulated
+    bf16_supported: bool = False  # bf16 in hardware (GPU: compute capability 8.0+; CPU: AVX512-BF16 or AMX)
     count: int = 0  # number of GPUs
     capability: tuple[int, int] = (0, 0)  # CUDA compute capability; FlashAttention-2 needs 8.0+
     flash_attn: bool = False  # the flash_attn package is installed
@@ -42,7 +42,10 @@ def detect_device() -> DeviceInfo:
 
     bf16 counts only when the GPU has it in hardware: ``torch.cuda.is_bf16_supported()``
     answers True on a T4 too (its default ``including_emulation=True`` accepts emulated
-    bf16, which is slow and lacks cuBLAS kernels), so it is asked without emulation.
+    bf16, which is slow and lacks cuBLAS kernels), so it is asked without emulation. On a
+    CPU it counts when the CPU has AVX512-BF16 or AMX instructions: there a bf16 matmul ran
+    3.8x faster than float32 (a 2-core AMD EPYC, 2026-12-08), while on a CPU without them
+    it ran 8x slower (../shared/STACK-NOTES.md).
     """
     import importlib.util
 
@@ -60,7 +63,13 @@ def detect_device() -> DeviceInfo:
             flash_attn=importlib.util.find_spec("flash_attn") is not None,
             vllm=importlib.util.find_spec("vllm") is not None,
         )
-    return DeviceInfo()
+    return DeviceInfo(bf16_supported=_cpu_has_bf16(torch))
+
+
+def _cpu_has_bf16(torch) -> bool:
+    """AVX512-BF16 or AMX on this CPU (torch's own dispatch checks; False where torch lacks them)."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,9 @@ class CommonSettings:
     device: str = "cpu"  # filled in by resolve from the detected device
     model_name: str = "embedded"  # "embedded", a local folder, or a hub id
     dtype: str = "float32"  # float32 | bfloat16 | float16: weights and compute
+    # CPU SFT on a CPU with native bf16: matmuls in bf16 under torch.autocast, while the weights, the LoRA and
+    # the optimizer stay float32 (1.5x the tokens/s, the same losses to 3 digits: benchmarks/RESULTS.md)
+    bf16_autocast: bool = False
     load_in_4bit: bool = False  # QLoRA: NF4 weights, double quantization (CUDA only)
     gradient_checkpointing: bool = False  # trades compute for memory; slow on CPU
     attn_implementation: str = "sdpa"  # sdpa | eager | flash_attention_2
@@ -186,11 +198,21 @@ _SFT_PRESETS: dict[str, dict[str, dict]] = {
         # 33.7 min on a fresh clone of a slower machine of the same kind (2026-12-03, a 2-core AMD EPYC at 128
         # tokens/s; transfer 19.4%); a LoRA of rank 32 at lr 1e-3 learns far more in those 280 steps than rank
         # 16 at 3e-4 (25% vs 16% held-out, measured); lr 2e-3 was within noise (transfer 20.6%).
+        # LoRA dropout 0 since 2026-12-08: 8% faster in float32, and in bf16 the same transfer (row below).
         "cpu": dict(epochs=1.0, batch_size=8, lr=1e-3, lora_r=32, lora_alpha=64, max_length=384, save_steps=140,
-                    eval_steps=140, max_train_examples=2240, max_val_examples=50,
+                    eval_steps=140, max_train_examples=2240, max_val_examples=50, lora_dropout=0.0,
                     # same gradient in passes of <= 384 tokens: on the 6 longest batches 2.26 GB peak against
                     # 2.73 GB in passes of 512, at the same speed (228 vs 215 tokens/s; 2026-12-04, Intel Xeon)
                     max_tokens_per_pass=384),
+        # A CPU with AVX512-BF16 or AMX: bf16 matmuls under autocast (float32 weights) and LoRA dropout 0 train
+        # at 1.9x the tokens/s (benchmarks/RESULTS.md), which buys more fresh worked solutions in the same time.
+        # 2026-12-08, a 2-core AMD EPYC with AVX512-BF16, the same files: this recipe over 2,240 examples 11.8 min,
+        # transfer 20.6% (float32 with dropout 0.05: 21.0 min, 21.6%; -0.9 paired, 13/16, p 0.71); over 4,480
+        # 23.5 min, 27.5% (+5.9 over float32's 2,240, 32/13, p 0.007), too close to 25 min; over 3,840
+        # (this row) 21.7 min at 353 tokens/s, 23.1% (+1.6, 23/18, p 0.53; 4.4 below 4,480's, p 0.04).
+        "cpu_bf16": dict(epochs=1.0, batch_size=8, lr=1e-3, lora_r=32, lora_alpha=64, max_length=384, save_steps=160,
+                         eval_steps=160, max_train_examples=3840, max_val_examples=50, lora_dropout=0.0,
+                         max_tokens_per_pass=384),
         "cuda": dict(epochs=2.0, batch_size=16, lr=2e-4, max_length=512, save_steps=200, eval_steps=200),
     },
     # CPU: the default's training (4 x 2 accumulated is the same batch of 8, the same rows in the same order, the
@@ -198,8 +220,10 @@ _SFT_PRESETS: dict[str, dict[str, dict]] = {
     # machine with 4 GB: peak 1.74 GB over 20 steps, against 2.04 GB with passes of 256 (2026-12-03).
     "low_memory": {
         "cpu": dict(epochs=1.0, batch_size=4, grad_accum=2, lr=1e-3, lora_r=32, lora_alpha=64, max_length=320,
-                    save_steps=140, eval_steps=140, max_train_examples=2240, max_val_examples=50,
-                    max_tokens_per_pass=128),
+                    save_steps=140, eval_steps=140, max_train_examples=2240, max_val_examples=50, lora_dropout=0.0,
+                    # float32 on every CPU: under bf16 autocast oneDNN keeps a primitive per matmul shape, and SFT
+                    # default's peak rose from 2.7 to 4.4-4.5 GB (2026-12-08, benchmarks/RESULTS.md)
+                    max_tokens_per_pass=128, bf16_autocast=False),
         "cuda": dict(epochs=2.0, batch_size=4, grad_accum=4, max_length=512, load_in_4bit=True,
                      gradient_checkpointing=True, optim="paged_adamw_8bit", save_steps=200, eval_steps=200),
     },
@@ -207,9 +231,11 @@ _SFT_PRESETS: dict[str, dict[str, dict]] = {
     # repeated ones at every size measured): 560 steps of 4,480 examples, 40.7 min wall, peak 2.58 GB, transfer
     # 27.8% of 320 against default's 22.8% (+5.0, 32 newly right / 16 newly wrong, p 0.03; 2026-12-07, a 2-core
     # Intel Xeon at 220 tokens/s, the training files 01 writes since N_GENERATED 8000).
+    # With bf16 autocast and dropout 0 (2026-12-08, an AMD EPYC with AVX512-BF16): 23.5 min, 4.51 GB, transfer 27.5%.
     "full_training": {
         "cpu": dict(epochs=1.0, batch_size=8, lr=1e-3, lora_r=32, lora_alpha=64, max_length=384, save_steps=140,
-                    eval_steps=140, max_train_examples=4480, max_val_examples=50, max_tokens_per_pass=384),
+                    eval_steps=140, max_train_examples=4480, max_val_examples=50, max_tokens_per_pass=384,
+                    lora_dropout=0.0),
         "cuda": dict(epochs=3.0, batch_size=16, max_length=1024, lora_r=64, lora_alpha=128,
                      save_steps=500, eval_steps=500),
     },
@@ -301,6 +327,13 @@ def _settings_class(stage: str):
     raise ValueError(f"stage: must be 'sft' or 'grpo', got {stage!r}")
 
 
+def _preset_values(rows: dict, device: DeviceInfo) -> dict:
+    """A preset's values for this device: ``cpu_bf16`` where the CPU has bf16 and the preset has such a row."""
+    if device.kind == "cpu" and device.bf16_supported and "cpu_bf16" in rows:
+        return rows["cpu_bf16"]
+    return rows[device.kind]
+
+
 def _device_values(device: DeviceInfo) -> dict:
     """Numerics per device: float32 on CPU (bf16 matmuls are ~8x slower there), bf16 on GPUs that have it.
 
@@ -377,8 +410,10 @@ def resolve(preset: str, stage: str = "sft", device: DeviceInfo | None = None, *
 
     table = _SFT_PRESETS if stage == "sft" else _GRPO_PRESETS
     values: dict = {"preset": preset}
-    values.update(table[preset][device.kind])
+    values.update(_preset_values(table[preset], device))
     values.update(_device_values(device))
+    if device.kind == "cpu" and stage == "sft" and "bf16_autocast" not in values:  # a preset may keep float32
+        values["bf16_autocast"] = device.bf16_supported
     notes: list[str] = []
     if preset == "low_memory" and device.kind != "cuda":
         notes.append(_CPU_NOTE_4BIT)
@@ -393,6 +428,12 @@ def resolve(preset: str, stage: str = "sft", device: DeviceInfo | None = None, *
         values["load_in_4bit"] = False
         if _CPU_NOTE_4BIT not in notes:
             notes.append("load_in_4bit was asked for, but 4-bit weights need a CUDA GPU; using float32 on CPU.")
+    if values.get("bf16_autocast") and device.kind == "cuda":
+        values["bf16_autocast"] = False
+        notes.append("bf16_autocast is for CPUs; on a GPU dtype sets the numerics.")
+    elif values.get("bf16_autocast") and not device.bf16_supported:
+        notes.append("bf16_autocast was asked for, but this CPU has no AVX512-BF16 or AMX: its bf16 matmuls are "
+                     "emulated and slower than float32.")
     if values.get("dtype") == "bfloat16" and device.kind == "cuda" and not device.bf16_supported:
         values["dtype"] = "float16"
         notes.append("this GPU has no bf16; using float16.")

@@ -145,7 +145,7 @@ def trainer_arguments(settings: cfg.CommonSettings) -> dict:
         save_total_limit=settings.save_total_limit,
         seed=settings.seed,
         data_seed=settings.seed,
-        bf16=settings.dtype == "bfloat16",
+        bf16=settings.dtype == "bfloat16" or settings.bf16_autocast,  # on CPU: torch.autocast per forward
         fp16=settings.dtype == "float16",
         activation_checkpointing=settings.gradient_checkpointing,  # transformers 5's name for it
         optim=settings.optim,

@@ -111,3 +111,43 @@ def test_cpu_memory_settings_are_those_benchmarks_results_measured(cpu):
     assert config.resolve("default", "grpo", device=cpu).max_tokens_per_pass == 512
     assert config.resolve("low_memory", "grpo", device=cpu).max_tokens_per_pass == 128  # 1.49 GB over a 12-min run
     assert config.resolve("low_memory", "grpo", device=cpu).mmap_threshold_kib == 128  # with this; 1.89 without
+
+
+def test_bf16_autocast_follows_the_cpu_and_only_for_sft():
+    """A CPU with AVX512-BF16 or AMX trains SFT under bf16 autocast (1.9x the tokens/s with dropout off,
+    benchmarks/RESULTS.md); GRPO's sampling stays float32, and a CPU without bf16 never gets it unasked."""
+    bf16_cpu, plain_cpu = DeviceInfo(bf16_supported=True), DeviceInfo(bf16_supported=False)
+    for preset in config.PRESETS:
+        assert config.resolve(preset, "sft", device=bf16_cpu).bf16_autocast == (preset != "low_memory")
+        assert not config.resolve(preset, "sft", device=plain_cpu).bf16_autocast
+        assert not config.resolve(preset, "grpo", device=bf16_cpu).bf16_autocast
+        assert config.resolve(preset, "sft", device=bf16_cpu).dtype == "float32"  # the weights stay float32
+    assert not config.resolve("default", "sft", device=bf16_cpu, bf16_autocast=False).bf16_autocast
+    asked = config.resolve("default", "sft", device=plain_cpu, bf16_autocast=True)
+    assert asked.bf16_autocast and any("emulated" in n for n in asked.notes)
+    on_gpu = config.resolve("default", "sft", device=H100, bf16_autocast=True)
+    assert not on_gpu.bf16_autocast and on_gpu.dtype == "bfloat16"
+
+
+def test_bf16_autocast_turns_on_the_trainers_mixed_precision():
+    from helpers.training import trainer_arguments
+
+    on = config.resolve("default", "sft", device=DeviceInfo(bf16_supported=True))
+    off = config.resolve("default", "sft", device=DeviceInfo())
+    assert trainer_arguments(on)["bf16"] and trainer_arguments(on)["use_cpu"]
+    assert not trainer_arguments(off)["bf16"] and not trainer_arguments(off)["fp16"]
+
+
+def test_cpu_sft_presets_spend_bf16_speed_on_examples_not_on_a_different_recipe():
+    """README "bf16 matmuls on a CPU that has them": on such a CPU default trains 3,840 examples instead of 2,240;
+    everything else of its recipe is the float32 default's, and full_training is the same on both."""
+    bf16_cpu, plain_cpu = DeviceInfo(bf16_supported=True), DeviceInfo(bf16_supported=False)
+    fast, plain = config.resolve("default", "sft", device=bf16_cpu), config.resolve("default", "sft", device=plain_cpu)
+    assert (fast.max_train_examples, plain.max_train_examples) == (3840, 2240)
+    same = ("lr", "batch_size", "grad_accum", "lora_r", "lora_alpha", "lora_dropout", "epochs", "max_length",
+            "max_tokens_per_pass", "lr_scheduler", "warmup_ratio")
+    assert {k: getattr(fast, k) for k in same} == {k: getattr(plain, k) for k in same}
+    assert fast.lora_dropout == 0.0
+    full = [config.resolve("full_training", "sft", device=d) for d in (bf16_cpu, plain_cpu)]
+    assert full[0].max_train_examples == full[1].max_train_examples == 4480
+    assert config.resolve("low_memory", "sft", device=bf16_cpu).max_train_examples == 2240

@@ -99,3 +99,20 @@ def test_prompt_is_one_user_message_through_the_chat_template():
     conv = sft.to_conversation({"question": "What is 2 + 2?", "answer": "2 + 2 = 4.\nAnswer: 4"})
     assert conv["prompt"] == [{"role": "user", "content": "What is 2 + 2?"}]
     assert conv["completion"] == [{"role": "assistant", "content": "2 + 2 = 4.\nAnswer: 4"}]
+
+
+def test_bf16_autocast_trains_like_float32_and_saves_float32(tiny_model_dir, data_files, workbook_output):
+    """bf16 matmuls under autocast, float32 weights: the same losses to rounding (autocast is entered per
+    forward, so each step sees the updated LoRA; one autocast around the whole run would reuse stale bf16 copies
+    of it), and the adapter saved in float32."""
+    from safetensors.torch import load_file
+
+    train, _ = data_files
+    runs = {flag: sft.train_sft(_settings(tiny_model_dir, max_steps=8, lora_dropout=0.0, bf16_autocast=flag),
+                                train, None) for flag in (False, True)}
+    losses = {flag: [r["loss"] for r in run.log_rows if "loss" in r] for flag, run in runs.items()}
+    assert losses[True][-1] < losses[True][0] - 0.3
+    assert losses[True] == pytest.approx(losses[False], abs=0.05)
+    weights = load_file(runs[True].final_model / "adapter_model.safetensors")
+    assert {t.dtype for t in weights.values()} == {torch.float32}
+    assert json.loads(runs[True].run.run_json.read_text())["settings"]["bf16_autocast"] is True
