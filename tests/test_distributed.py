@@ -96,7 +96,8 @@ def only_run(output: Path, stage: str) -> Path:
 
 SFT_FLAGS = ["--config", "fast_test", "--max-steps", "4", "--batch-size", "2", "--grad-accum", "1", "--save-steps", "2",
              "--lr", "5e-3", "--lora-dropout", "0", "--group-by-length", "false", "--max-train-examples", "0",
-             "--logging-steps", "1", "--warmup-ratio", "0", "--lr-scheduler", "constant", "--eval-steps", "100"]
+             "--logging-steps", "1", "--warmup-ratio", "0", "--lr-scheduler", "constant", "--eval-steps", "100",
+             "--bf16-autocast", "false"]  # float32 on every CPU: these runs are compared to 1e-6
 
 
 @pytest.mark.slow
@@ -129,7 +130,7 @@ def test_sft_two_processes_one_run_same_adapter_as_one_process_and_exact_resume(
 
     overrides = dict(max_steps=4, batch_size=2, grad_accum=2, save_steps=100, lr=5e-3, lora_dropout=0.0,
                      group_by_length=False, max_train_examples=0, logging_steps=1, warmup_ratio=0.0,
-                     lr_scheduler="constant", eval_steps=100, model_name=str(model))
+                     lr_scheduler="constant", eval_steps=100, model_name=str(model), bf16_autocast=False)
     single = sft.train_sft(config.resolve("fast_test", "sft", device=config.DeviceInfo(), **overrides), data,
                            output_dir=tmp_path / "single")
     diff = max_diff(adapter(single.final_model), adapter(run / "final_model"))

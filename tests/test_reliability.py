@@ -54,7 +54,8 @@ GRPO_ROWS += [{"question": f"What is a sample space ({i})?",
               for i in range(8)]
 
 SFT_OVERRIDES = dict(max_steps=8, lr=5e-3, batch_size=4, save_steps=2, logging_steps=1, warmup_ratio=0.0,
-                     lr_scheduler="constant", max_train_examples=0)
+                     lr_scheduler="constant", max_train_examples=0,
+                     bf16_autocast=False)  # the CLI resolves for this CPU; float32 everywhere, compared to 1e-5
 GRPO_OVERRIDES = dict(max_steps=4, batch_size=4, num_generations=4, max_new_tokens=12, lr=5e-2, logging_steps=1,
                       save_steps=2, beta=0.05, warmup_ratio=0.0, mask_truncated_completions=False,
                       max_train_examples=0,
