@@ -81,7 +81,8 @@ class CommonSettings:
     model_name: str = "embedded"  # "embedded", a local folder, or a hub id
     dtype: str = "float32"  # float32 | bfloat16 | float16: weights and compute
     # CPU SFT on a CPU with native bf16: matmuls in bf16 under torch.autocast, while the weights, the LoRA and
-    # the optimizer stay float32 (1.5x the tokens/s, the same losses to 3 digits: benchmarks/RESULTS.md)
+    # the optimizer stay float32 (1.46x the tokens/s, 1.89x with dropout 0; the same losses to 3 digits:
+    # benchmarks/RESULTS.md)
     bf16_autocast: bool = False
     load_in_4bit: bool = False  # QLoRA: NF4 weights, double quantization (CUDA only)
     gradient_checkpointing: bool = False  # trades compute for memory; slow on CPU
@@ -180,6 +181,11 @@ _CPU_NOTE_4BIT = (
 # Per-preset values that differ from the dataclass defaults. CPU values are
 # measured to fit the times in the README on a 2-core machine; CUDA values
 # follow the seed's hardware table.
+_SFT_DEFAULT_CPU = dict(epochs=1.0, batch_size=8, lr=1e-3, lora_r=32, lora_alpha=64, max_length=384, save_steps=140,
+                        eval_steps=140, max_train_examples=2240, max_val_examples=50, lora_dropout=0.0,
+                        # same gradient in passes of <= 384 tokens: on the 6 longest batches 2.26 GB peak against
+                        # 2.73 GB in passes of 512, at the same speed (228 vs 215 tokens/s; 2026-12-04, Intel Xeon)
+                        max_tokens_per_pass=384)
 _SFT_PRESETS: dict[str, dict[str, dict]] = {
     "fast_test": {
         "cpu": dict(max_steps=8, batch_size=4, max_length=256, lora_r=8, lora_alpha=16, logging_steps=1,
@@ -199,20 +205,14 @@ _SFT_PRESETS: dict[str, dict[str, dict]] = {
         # tokens/s; transfer 19.4%); a LoRA of rank 32 at lr 1e-3 learns far more in those 280 steps than rank
         # 16 at 3e-4 (25% vs 16% held-out, measured); lr 2e-3 was within noise (transfer 20.6%).
         # LoRA dropout 0 since 2026-12-08: 8% faster in float32, and in bf16 the same transfer (row below).
-        "cpu": dict(epochs=1.0, batch_size=8, lr=1e-3, lora_r=32, lora_alpha=64, max_length=384, save_steps=140,
-                    eval_steps=140, max_train_examples=2240, max_val_examples=50, lora_dropout=0.0,
-                    # same gradient in passes of <= 384 tokens: on the 6 longest batches 2.26 GB peak against
-                    # 2.73 GB in passes of 512, at the same speed (228 vs 215 tokens/s; 2026-12-04, Intel Xeon)
-                    max_tokens_per_pass=384),
+        "cpu": _SFT_DEFAULT_CPU,
         # A CPU with AVX512-BF16 or AMX: bf16 matmuls under autocast (float32 weights) and LoRA dropout 0 train
         # at 1.9x the tokens/s (benchmarks/RESULTS.md), which buys more fresh worked solutions in the same time.
         # 2026-12-08, a 2-core AMD EPYC with AVX512-BF16, the same files: this recipe over 2,240 examples 11.8 min,
         # transfer 20.6% (float32 with dropout 0.05: 21.0 min, 21.6%; -0.9 paired, 13/16, p 0.71); over 4,480
         # 23.5 min, 27.5% (+5.9 over float32's 2,240, 32/13, p 0.007), too close to 25 min; over 3,840
         # (this row) 21.7 min at 353 tokens/s, 23.1% (+1.6, 23/18, p 0.53; 4.4 below 4,480's, p 0.04).
-        "cpu_bf16": dict(epochs=1.0, batch_size=8, lr=1e-3, lora_r=32, lora_alpha=64, max_length=384, save_steps=160,
-                         eval_steps=160, max_train_examples=3840, max_val_examples=50, lora_dropout=0.0,
-                         max_tokens_per_pass=384),
+        "cpu_bf16": {**_SFT_DEFAULT_CPU, "max_train_examples": 3840, "save_steps": 160, "eval_steps": 160},
         "cuda": dict(epochs=2.0, batch_size=16, lr=2e-4, max_length=512, save_steps=200, eval_steps=200),
     },
     # CPU: the default's training (4 x 2 accumulated is the same batch of 8, the same rows in the same order, the
@@ -233,9 +233,7 @@ _SFT_PRESETS: dict[str, dict[str, dict]] = {
     # Intel Xeon at 220 tokens/s, the training files 01 writes since N_GENERATED 8000).
     # With bf16 autocast and dropout 0 (2026-12-08, an AMD EPYC with AVX512-BF16): 23.5 min, 4.51 GB, transfer 27.5%.
     "full_training": {
-        "cpu": dict(epochs=1.0, batch_size=8, lr=1e-3, lora_r=32, lora_alpha=64, max_length=384, save_steps=140,
-                    eval_steps=140, max_train_examples=4480, max_val_examples=50, max_tokens_per_pass=384,
-                    lora_dropout=0.0),
+        "cpu": {**_SFT_DEFAULT_CPU, "max_train_examples": 4480},
         "cuda": dict(epochs=3.0, batch_size=16, max_length=1024, lora_r=64, lora_alpha=128,
                      save_steps=500, eval_steps=500),
     },
@@ -335,7 +333,7 @@ def _preset_values(rows: dict, device: DeviceInfo) -> dict:
 
 
 def _device_values(device: DeviceInfo) -> dict:
-    """Numerics per device: float32 on CPU (bf16 matmuls are ~8x slower there), bf16 on GPUs that have it.
+    """Numerics per device: float32 weights on CPU (SFT adds bf16 autocast where the CPU has bf16), bf16 on GPUs.
 
     On a GPU, attention is FlashAttention-2 when the ``flash_attn`` package is installed and the GPU
     has compute capability 8.0 or more (its kernels need Ampere or newer), else PyTorch's SDPA.
